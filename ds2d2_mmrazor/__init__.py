@@ -1,0 +1,12 @@
+"""DS2D2 (Dual-Stream Spectral Decoupling Distillation) for MMRazor.
+
+Importing this package (e.g. through ``custom_imports`` in a config) makes
+MMEngine Runner checkpoints loadable on torch >= 2.6 with weights-only
+loading kept on, and registers this package's modules.
+"""
+from .utils import allow_runner_checkpoints
+from .version import __version__
+
+allow_runner_checkpoints()
+
+__all__ = ['__version__', 'allow_runner_checkpoints']

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Install the verified OpenMMLab stack and this package into a virtualenv.
+#
+#   bash tools/install.sh            (what `make install` runs)
+#
+# Idempotent: every step checks first and skips what is already in place,
+# so a second run takes seconds. Settings (environment variables):
+#   VENV        virtualenv to create/use                 (default .venv)
+#   PYTHON      interpreter that creates the virtualenv  (default python3)
+#   TORCH_SPEC  what pip installs when the venv has no torch >= 2.1
+#               (default torch==2.13.0; e.g. a CUDA build for your GPU)
+#   DS2D2_CACHE where the patched mmcv wheel is kept, outside the clone so
+#               every clone on this machine reuses it
+#               (default ~/.cache/ds2d2_mmrazor)
+# Why each version, and what is repaired: ../shared/docs/stack.md and
+# ds2d2_mmrazor/env.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+CACHE=${DS2D2_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ds2d2_mmrazor}
+MMCV_VERSION=2.0.1
+STACK=(mmengine==0.10.7 mmdet==3.1.0 mmrotate==1.0.0rc1 mmrazor==1.0.0)
+
+PY=$VENV/bin/python
+PIP=("$PY" -m pip --disable-pip-version-check)
+T_ALL=$SECONDS
+T_STEP=$SECONDS
+
+step() {  # step "what" "how long it usually takes"
+  T_STEP=$SECONDS
+  printf '\n==> %s (%s)\n' "$1" "$2"
+}
+took() { printf '    done in %ds\n' $((SECONDS - T_STEP)); }
+py_ok() { "$PY" -c "$1" >/dev/null 2>&1; }
+
+step "virtualenv $VENV" "a few seconds"
+if [ -x "$PY" ]; then
+  echo "    exists: $("$PY" --version)"
+else
+  "$PYTHON" -m venv "$VENV"
+  echo "    created with $("$PY" --version)"
+fi
+took
+
+step "torch and build tools" "~20s from a local wheel, minutes for a CUDA download"
+if py_ok 'import sys, torch, numpy, setuptools, wheel
+v = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
+s = tuple(int(x) for x in setuptools.__version__.split(".")[:1])
+sys.exit(not (v >= (2, 1) and s < (81,)))'; then
+  echo "    present: torch $("$PY" -c 'import torch; print(torch.__version__)')"
+else
+  # mmcv's setup.py imports pkg_resources, which setuptools 81 removed.
+  "${PIP[@]}" install -q "$TORCH_SPEC" numpy 'setuptools<81' wheel
+fi
+took
+
+step "mmcv $MMCV_VERSION with compiled ops" \
+  "~7 min to build on 2 cores the first time on a machine, seconds after"
+if py_ok "import mmcv, mmcv.ops; from mmcv.utils import ext_loader
+assert mmcv.__version__ == '$MMCV_VERSION'; ext_loader.load_ext('_ext', ['nms'])"; then
+  echo "    present and its ops load"
+else
+  # One wheel per (torch build, python): the ops link against torch.
+  key=$("$PY" -c 'import sys, torch
+print(f"torch{torch.__version__}-cp{sys.version_info[0]}{sys.version_info[1]}")')
+  wheels=$CACHE/mmcv-$MMCV_VERSION-$key
+  if ! ls "$wheels"/mmcv-*.whl >/dev/null 2>&1; then
+    src=$(mktemp -d)
+    trap 'rm -rf "$src"' EXIT
+    echo "    building: no cached wheel in $wheels"
+    "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \
+      "mmcv==$MMCV_VERSION" -d "$src"
+    tar -xzf "$src/mmcv-$MMCV_VERSION.tar.gz" -C "$src"
+    setup_py=$src/mmcv-$MMCV_VERSION/setup.py
+    # torch >= 2.1 headers need C++17; mmcv 2.0.1 hard-codes c++14
+    # (mmcv 2.1.0 switched to c++17, but mmdet 3.1.0 requires mmcv < 2.1).
+    grep -q -- '-std=c++14' "$setup_py" || {
+      echo "error: mmcv $MMCV_VERSION setup.py has no -std=c++14 to raise" >&2
+      exit 1; }
+    sed -i 's/c++14/c++17/g' "$setup_py"
+    # CUDA ops are built when torch sees a GPU (or FORCE_CUDA=1 is set).
+    (cd "$src/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 \
+      MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" wheel -q --no-deps \
+      --no-build-isolation -w "$wheels.tmp" .)
+    mv "$wheels.tmp" "$wheels"
+  else
+    echo "    using cached wheel from $wheels"
+  fi
+  # Replace any mmcv without working ops (e.g. mmcv-lite or a wrong build).
+  "${PIP[@]}" uninstall -q -y mmcv mmcv-lite 2>/dev/null || true
+  "${PIP[@]}" install -q "$wheels"/mmcv-*.whl "${STACK[0]}"
+fi
+took
+
+step "mmengine, mmdet, mmrotate, mmrazor, pywavelets, openmim, pytest" \
+  "~1 min the first time, seconds after"
+# The stamp ties the editable install to this checkout and this setup.py.
+stamp=$VENV/.ds2d2_mmrazor-installed
+stamp_want="$PWD $(sha1sum setup.py | cut -d' ' -f1) ${STACK[*]}"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_want" ] \
+   && py_ok "import importlib.metadata as m, sys
+want = dict(s.split('==') for s in '${STACK[*]}'.split())
+sys.exit(any(m.version(k) != v for k, v in want.items()))"; then
+  echo "    present"
+else
+  "${PIP[@]}" install -q "${STACK[@]}"
+  # This package, editable, with its declared dependencies and test tools.
+  "${PIP[@]}" install -q --no-build-isolation -e '.[tests,mim]'
+  echo "$stamp_want" > "$stamp"
+fi
+took
+
+step "repairs of released upstream defects" "a second"
+"$PY" ds2d2_mmrazor/env.py repair
+took
+
+printf '\nInstalled in %ds. Check it any time with `make env`.\n' \
+  $((SECONDS - T_ALL))
