@@ -18,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
+case $VENV in /*) ;; *) VENV=$PWD/$VENV ;; esac  # the mmcv build runs elsewhere
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 CACHE=${DS2D2_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ds2d2_mmrazor}
