@@ -17,13 +17,15 @@ def upstream_config(base: str) -> Config:
 
 
 def shrink_dense_detector(model: dict, num_classes: int = 3,
-                          channels: int = 16) -> dict:
-    """Make a ResNet-FPN dense detector tiny: ResNet-18 with 8 base
+                          channels: int = 16, base_channels: int = 8) -> dict:
+    """Make a ResNet-FPN dense detector tiny: ResNet-18 with few base
     channels, a narrow FPN and a one-conv head, no pretrained weights."""
     model.backbone.update(
-        depth=18, base_channels=8, frozen_stages=-1, norm_eval=False,
-        init_cfg=None)
-    model.neck.update(in_channels=[8, 16, 32, 64], out_channels=channels)
+        depth=18, base_channels=base_channels, frozen_stages=-1,
+        norm_eval=False, init_cfg=None)
+    model.neck.update(
+        in_channels=[base_channels * 2**i for i in range(4)],
+        out_channels=channels)
     model.bbox_head.update(
         num_classes=num_classes, in_channels=channels,
         feat_channels=channels, stacked_convs=1)
@@ -34,3 +36,94 @@ def shrink_dense_detector(model: dict, num_classes: int = 3,
 def tmp_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def make_dior(root, num_trainval: int = 4, num_test: int = 2,
+              size: int = 64, seed: int = 0):
+    """Write a tiny dataset in DIOR's released layout (JPEG + VOC XML).
+
+    Coloured rectangles on a noisy background, 1-3 objects an image, class
+    names taken from DIOR (one of them capitalised, as in the release).
+    """
+    import os
+    import os.path as osp
+
+    import mmcv
+    import numpy as np
+
+    from ds2d2_mmrazor.datasets import DIOR_CLASSES
+
+    rng = np.random.RandomState(seed)
+    classes = [DIOR_CLASSES[0], DIOR_CLASSES[7], DIOR_CLASSES[18]]
+    ann_dir = osp.join(root, 'Annotations', 'Horizontal Bounding Boxes')
+    sets_dir = osp.join(root, 'ImageSets', 'Main')
+    for d in (ann_dir, sets_dir):
+        os.makedirs(d, exist_ok=True)
+    ids = {'train': [], 'val': [], 'test': []}
+    for i in range(num_trainval + num_test):
+        img_id = f'{i + 1:05d}'
+        split = 'test' if i >= num_trainval else ('train' if i % 2 == 0
+                                                   else 'val')
+        ids[split].append(img_id)
+        img = rng.randint(60, 120, (size, size, 3)).astype(np.uint8)
+        objects = []
+        for _ in range(rng.randint(1, 4)):
+            label = rng.randint(len(classes))
+            w, h = rng.randint(12, size // 2, 2)
+            x1, y1 = rng.randint(1, size - w), rng.randint(1, size - h)
+            img[y1:y1 + h, x1:x1 + w] = (80 * label + 40, 200, 40)
+            objects.append(
+                f'<object><name>{classes[label]}</name><pose>Unspecified'
+                f'</pose><truncated>0</truncated><difficult>0</difficult>'
+                f'<bndbox><xmin>{x1 + 1}</xmin><ymin>{y1 + 1}</ymin>'
+                f'<xmax>{x1 + w}</xmax><ymax>{y1 + h}</ymax></bndbox>'
+                '</object>')
+        img_dir = 'JPEGImages-test' if split == 'test' else \
+            'JPEGImages-trainval'
+        mmcv.imwrite(img, osp.join(root, img_dir, f'{img_id}.jpg'))
+        with open(osp.join(ann_dir, f'{img_id}.xml'), 'w') as f:
+            f.write(f'<annotation><filename>{img_id}.jpg</filename><size>'
+                    f'<width>{size}</width><height>{size}</height><depth>3'
+                    f'</depth></size>{"".join(objects)}</annotation>')
+    for split, names in ids.items():
+        with open(osp.join(sets_dir, f'{split}.txt'), 'w') as f:
+            f.write('\n'.join(names) + '\n')
+    return root
+
+
+def tiny_dior_config(config: str, data_root: str, work_dir: str) -> Config:
+    """A repository config, made tiny for CPU tests: tiny generated DIOR
+    data at 64x64, one epoch, tiny models without pretrained weights."""
+    cfg = Config.fromfile(config)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+        dataset = loader.dataset
+        for split in dataset.get('datasets', [dataset]):
+            split.data_root = data_root
+            for step in split.pipeline:
+                if step.type == 'Resize':
+                    step.scale = (64, 64)
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.train_cfg.max_epochs = 1
+    cfg.default_hooks.logger.interval = 1
+    cfg.env_cfg.dist_cfg = dict(backend='gloo')
+    cfg.work_dir = str(work_dir)
+    model = cfg.model
+    if model.type.endswith('DS2D2Distill'):
+        evaluated = model.architecture
+        shrink_dense_detector(model.teacher, num_classes=20,
+                              base_channels=16)
+        shrink_dense_detector(model.amplifier.detector, num_classes=20,
+                              base_channels=16)
+        model.distiller.connectors.student_bands.update(
+            in_channels=16, out_channels=16)
+        base_channels = 8
+    else:
+        evaluated = model.get('detector', model)
+        base_channels = 16
+    shrink_dense_detector(evaluated, num_classes=20,
+                          base_channels=base_channels)
+    # keep low-score detections of the barely trained model, so that the
+    # COCO evaluation has something to score
+    evaluated.test_cfg.update(score_thr=0.0, max_per_img=20)
+    return cfg

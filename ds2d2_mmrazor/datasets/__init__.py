@@ -1,0 +1,3 @@
+from .dior import DIOR_CLASSES, DIORDataset
+
+__all__ = ['DIOR_CLASSES', 'DIORDataset']

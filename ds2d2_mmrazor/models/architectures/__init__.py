@@ -1,0 +1,1 @@
+from .connectors import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+from .wavelet_connector import WaveletConnector
+
+__all__ = ['WaveletConnector']

@@ -1,0 +1,8 @@
+from .dense_amplifier_loss import DenseAmplifierLoss
+from .disw_spectral_loss import DISWSpectralLoss, disw_spectral_loss
+from .kd_quality_focal_loss import KDQualityFocalLoss, kd_quality_focal_loss
+
+__all__ = [
+    'DenseAmplifierLoss', 'DISWSpectralLoss', 'disw_spectral_loss',
+    'KDQualityFocalLoss', 'kd_quality_focal_loss'
+]

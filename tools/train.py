@@ -1,0 +1,90 @@
+"""Train any stage of DS2D2 (teacher, amplifier, student) from a config.
+
+Single process:
+    python tools/train.py configs/ds2d2_retina_r18_r101_dior.py
+Several GPUs on one machine:
+    torchrun --nproc_per_node=4 tools/train.py CONFIG --launcher pytorch
+The same as `mim train mmrazor CONFIG`, with this package imported first.
+"""
+import argparse
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+import ds2d2_mmrazor  # noqa: F401  (registers modules, allows checkpoints)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go '
+                        '(default: work_dirs/<config name>)')
+    parser.add_argument('--resume', action='store_true',
+                        help='resume from the latest checkpoint in work-dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr to the total batch size')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    # torch >= 2.0's launcher passes --local-rank, older ones --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.auto_scale_lr:
+        cfg.auto_scale_lr.enable = True
+    cfg.resume = args.resume
+    return cfg
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Let torchrun work without CUDA (gloo), e.g. to try DDP on a laptop.
+
+    MMEngine 0.10.7 calls ``torch.cuda.set_device`` when it initialises the
+    process group and gives DDP ``device_ids``, both of which fail without
+    CUDA. Initialising the group here (the Runner then skips it) and
+    wrapping without ``device_ids`` avoids both. GPU runs are untouched.
+    """
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    if cfg.launcher != 'pytorch':
+        raise ValueError(f'--launcher {cfg.launcher} needs CUDA; on CPU use '
+                         'torchrun with --launcher pytorch')
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def main(argv=None) -> None:
+    cfg = build_config(parse_args(argv))
+    setup_cpu_distributed(cfg)
+    Runner.from_cfg(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
