@@ -32,10 +32,15 @@ def shrink_dense_detector(model: dict, num_classes: int = 3,
     return model
 
 
-@pytest.fixture
-def tmp_cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+@pytest.fixture(scope='session', autouse=True)
+def single_thread():
+    """The tests use tiny tensors: one intra-op thread is as fast, and
+    avoids OpenMP spin-waits when the 2 CPU cores are shared."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def make_dior(root, num_trainval: int = 4, num_test: int = 2,

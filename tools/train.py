@@ -84,6 +84,11 @@ def main(argv=None) -> None:
     cfg = build_config(parse_args(argv))
     setup_cpu_distributed(cfg)
     Runner.from_cfg(cfg).train()
+    if torch.distributed.is_initialized():
+        # all ranks finish together; a rank exiting with gloo threads still
+        # running can abort ("terminate called without an active exception")
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':

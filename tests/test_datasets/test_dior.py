@@ -3,7 +3,7 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 from ds2d2_mmrazor.datasets import DIOR_CLASSES, DIORDataset
 
@@ -74,15 +74,15 @@ def test_unknown_class_name_is_an_error_naming_file_and_object(dior):
 
 
 def test_config_trains_on_train_plus_val_and_tests_on_test(dior):
-    init_default_scope('mmdet')
     from mmdet.registry import DATASETS
     cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets',
                                    'dior.py'))
     for split in cfg.train_dataloader.dataset.datasets:
         split.data_root = dior
     cfg.val_dataloader.dataset.data_root = dior
-    train = DATASETS.build(cfg.train_dataloader.dataset)
-    test = DATASETS.build(cfg.val_dataloader.dataset)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        train = DATASETS.build(cfg.train_dataloader.dataset)
+        test = DATASETS.build(cfg.val_dataloader.dataset)
     assert len(train) == 4 and len(test) == 2
     sample = train[0]
     assert sample['inputs'].shape[0] == 3

@@ -158,11 +158,19 @@ def test_tools_train_single_process(stages, tmp_path):
     assert all(r[f'distill.{t}'] > 0 for r in records for t in TERMS)
 
 
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def test_tools_train_under_torchrun_with_two_processes(stages, tmp_path):
     import sys
     records = _launch(stages, tmp_path, [
         sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-        '--master_port=29517', osp.join(REPO, 'tools', 'train.py'),
+        '--master_addr=127.0.0.1', f'--master_port={_free_port()}',
+        osp.join(REPO, 'tools', 'train.py'),
         '--launcher', 'pytorch'
     ])
     # 4 images over 2 processes x batch 2: one iteration

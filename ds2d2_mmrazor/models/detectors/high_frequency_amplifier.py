@@ -43,10 +43,16 @@ class HighFrequencyMixin:
 
 @functools.lru_cache(maxsize=None)
 def high_frequency_class(detector_class: type) -> type:
-    """The high-frequency variant of a detector class (cached)."""
-    return type(f'HighFrequency{detector_class.__name__}',
-                (HighFrequencyMixin, detector_class),
-                dict(__module__=__name__))
+    """The high-frequency variant of a detector class (cached).
+
+    It is published in this module under its name, so that its instances
+    pickle like those of any class.
+    """
+    name = f'HighFrequency{detector_class.__name__}'
+    cls = type(name, (HighFrequencyMixin, detector_class),
+               dict(__module__=__name__, __qualname__=name))
+    globals()[name] = cls
+    return cls
 
 
 @MODELS.register_module()

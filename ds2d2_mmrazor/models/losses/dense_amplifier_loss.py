@@ -67,7 +67,8 @@ class DenseAmplifierLoss(nn.Module):
         self.cls_loss = MODELS.build(cls_loss)
         self.reg_loss = MODELS.build(reg_loss)
         self.loss_weight = float(loss_weight)
-        self.__dict__['_head'] = None  # bound later; not a submodule
+        # bound later by DS2D2Distill; kept out of the submodules on purpose
+        self.__dict__['_head'] = self.__dict__['_transform'] = None
 
     def bind(self, model: nn.Module,
              feature_transform: Optional[Callable] = None) -> None:

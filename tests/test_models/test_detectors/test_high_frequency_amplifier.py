@@ -1,0 +1,206 @@
+"""HighFrequencyAmplifier: a tiny RetinaNet whose frozen backbone and neck
+feed HF(F) to a trainable head, initialised from a teacher checkpoint."""
+import copy
+
+import pytest
+import torch
+from mmdet.models.detectors import RetinaNet
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs
+from mmdet.utils import register_all_modules
+from mmengine.runner.checkpoint import CheckpointLoader
+
+import ds2d2_mmrazor  # noqa: F401  (registers the modules)
+from ds2d2_mmrazor.ops import high_frequency
+
+from ...conftest import shrink_dense_detector, upstream_config
+
+RETINANET = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+IMAGENET = dict(type='Pretrained', checkpoint='torchvision://resnet18')
+
+
+class DownloadAttempted(AssertionError):
+    pass
+
+
+@pytest.fixture(scope='module')
+def detector_cfg():
+    """Config of a tiny RetinaNet (no pretrained weights)."""
+    register_all_modules(init_default_scope=False)
+    cfg = shrink_dense_detector(upstream_config(RETINANET).model)
+    cfg['_scope_'] = 'mmdet'  # whatever the default scope of the session
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def plain(detector_cfg):
+    """A plain tiny RetinaNet with initialised weights (the teacher)."""
+    torch.manual_seed(0)
+    model = MODELS.build(copy.deepcopy(detector_cfg))
+    model.init_weights()
+    with torch.no_grad():  # no zero-initialised layers: a visible check
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+@pytest.fixture(scope='module')
+def data(plain):
+    batch = demo_mm_inputs(batch_size=2, image_shapes=(3, 64, 64),
+                           num_items=[3, 2], num_classes=3)
+    return plain.data_preprocessor(batch, True)
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """Every remote checkpoint scheme (torchvision://, http://, ...) fails
+    loudly instead of downloading."""
+
+    def refuse(filename, *args, **kwargs):
+        raise DownloadAttempted(f'tried to download {filename}')
+
+    for prefix in list(CheckpointLoader._schemes):
+        if '://' in prefix:
+            monkeypatch.setitem(CheckpointLoader._schemes, prefix, refuse)
+
+
+def build(detector, **kwargs):
+    return MODELS.build(dict(type='HighFrequencyAmplifier', _scope_='mmdet',
+                             detector=copy.deepcopy(detector), **kwargs))
+
+
+def test_is_a_high_frequency_retinanet(detector_cfg):
+    model = build(detector_cfg, wavelet='haar')
+    assert isinstance(model, RetinaNet)
+    assert type(model).__name__ == 'HighFrequencyRetinaNet'
+    assert model.hf_wavelet == 'haar'
+    # the same class for every build (a cached subclass)
+    assert type(build(detector_cfg)) is type(model)
+
+
+def test_state_dict_keys_equal_plain_detector(detector_cfg, plain):
+    model = build(detector_cfg)
+    keys = list(model.state_dict())
+    assert keys == list(plain.state_dict())
+    assert {k: v.shape for k, v in model.state_dict().items()} == \
+        {k: v.shape for k, v in plain.state_dict().items()}
+
+
+@pytest.mark.parametrize('wavelet', ['haar', 'db2'])
+def test_extract_feat_is_the_high_frequency_view(detector_cfg, plain, data,
+                                                 wavelet):
+    model = build(detector_cfg, wavelet=wavelet)
+    model.load_state_dict(plain.state_dict())
+    model.eval()
+    plain.eval()
+    inputs = data['inputs']
+    with torch.no_grad():
+        feats = plain.extract_feat(inputs)
+    expected = tuple(high_frequency(f, wavelet) for f in feats)
+    out = model.extract_feat(inputs)
+    assert isinstance(out, tuple) and len(out) == len(expected) == 5
+    for got, exp, f in zip(out, expected, feats):
+        assert got.shape == f.shape
+        torch.testing.assert_close(got, exp)
+        assert not torch.allclose(got, f)  # not the plain features
+    assert all(not f.requires_grad for f in out)  # frozen parts: no graph
+
+
+def test_backbone_and_neck_frozen_head_trainable(detector_cfg):
+    model = build(detector_cfg)
+    for part in (model.backbone, model.neck):
+        params = list(part.parameters())
+        assert params and all(not p.requires_grad for p in params)
+    head = list(model.bbox_head.parameters())
+    assert head and all(p.requires_grad for p in head)
+
+
+def test_train_keeps_backbone_and_neck_in_eval(detector_cfg):
+    model = build(detector_cfg)  # norm_eval=False in the tiny backbone
+    returned = model.train()
+    assert returned is model and model.training
+    for part in (model.backbone, model.neck):
+        assert all(not m.training for m in part.modules())
+    assert all(m.training for m in model.bbox_head.modules())
+    model.eval()
+    assert all(not m.training for m in model.modules())
+    model.train()
+    assert not model.backbone.training and model.bbox_head.training
+
+
+def test_train_step_updates_only_the_head(detector_cfg, plain, data):
+    model = build(detector_cfg)
+    model.load_state_dict(plain.state_dict())
+    model.train()
+    running = {k: v.clone() for k, v in model.backbone.state_dict().items()
+               if 'running' in k}
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert {'loss_cls', 'loss_bbox'} <= set(losses)
+    total = sum(sum(v) if isinstance(v, list) else v
+                for v in losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    head = list(model.bbox_head.parameters())
+    assert all(p.grad is not None for p in head)
+    assert sum(p.grad.abs().sum() for p in head) > 0
+    for part in (model.backbone, model.neck):
+        assert all(p.grad is None for p in part.parameters())
+    # BN in eval: the backbone's running statistics did not move
+    for k, v in running.items():
+        assert torch.equal(model.backbone.state_dict()[k], v), k
+
+
+def test_missing_teacher_ckpt_names_stage_1(detector_cfg, tmp_path):
+    missing = str(tmp_path / 'nope.pth')
+    with pytest.raises(FileNotFoundError, match='stage 1') as info:
+        build(detector_cfg, teacher_ckpt=missing)
+    assert missing in str(info.value)
+
+
+def test_download_guard_is_effective(detector_cfg, no_download):
+    """Without teacher_ckpt the ImageNet init_cfg stays and would
+    download: the guard used below catches it."""
+    cfg = copy.deepcopy(detector_cfg)
+    cfg.backbone.init_cfg = IMAGENET
+    model = build(cfg)
+    assert model.backbone.init_cfg == IMAGENET
+    with pytest.raises(DownloadAttempted, match='resnet'):
+        model.init_weights()
+
+
+def test_init_from_teacher_ckpt(detector_cfg, plain, tmp_path, no_download):
+    path = str(tmp_path / 'teacher.pth')
+    torch.save({'state_dict': plain.state_dict(), 'meta': {}}, path)
+    cfg = copy.deepcopy(detector_cfg)
+    cfg.backbone.init_cfg = IMAGENET
+    model = build(cfg, teacher_ckpt=path)
+    # the ImageNet init is dropped (mmdet's ResNet falls back to its
+    # default random init, overwritten by the teacher's weights below)
+    assert 'Pretrained' not in str(model.backbone.init_cfg)
+    assert model.init_cfg == dict(type='Pretrained', checkpoint=path)
+    # the caller's cfg is untouched
+    assert cfg.backbone.init_cfg == IMAGENET and 'init_cfg' not in cfg
+    model.init_weights()
+    teacher = plain.state_dict()
+    weights = model.state_dict()
+    assert list(weights) == list(teacher)
+    for key, value in teacher.items():
+        assert torch.equal(weights[key], value), key
+
+
+@pytest.mark.parametrize('wavelet', ['nope', 'db99'])
+def test_unknown_wavelet_rejected(detector_cfg, wavelet):
+    with pytest.raises(ValueError, match=repr(wavelet)):
+        build(detector_cfg, wavelet=wavelet)
+
+
+def test_pickles_as_its_own_class(detector_cfg, plain):
+    import pickle
+    model = build(detector_cfg)
+    model.load_state_dict(plain.state_dict())
+    again = pickle.loads(pickle.dumps(model))
+    assert type(again) is type(model)
+    assert again.hf_wavelet == model.hf_wavelet
+    for (key, a), b in zip(model.state_dict().items(),
+                           again.state_dict().values()):
+        assert torch.equal(a, b), key
