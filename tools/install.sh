@@ -59,7 +59,7 @@ fi
 took
 
 step "mmcv $MMCV_VERSION with compiled ops" \
-  "~7 min to build on 2 cores the first time on a machine, seconds after"
+  "~10 min to build on 2 cores the first time on a machine, seconds after"
 if py_ok "import mmcv, mmcv.ops; from mmcv.utils import ext_loader
 assert mmcv.__version__ == '$MMCV_VERSION'; ext_loader.load_ext('_ext', ['nms'])"; then
   echo "    present and its ops load"
