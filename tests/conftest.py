@@ -5,6 +5,8 @@ import tempfile
 import pytest
 from mmengine.config import Config
 
+from ds2d2_mmrazor import tiny
+
 
 def upstream_config(base: str) -> Config:
     """Load an upstream config (e.g. 'mmdet::retinanet/...py') by inheriting
@@ -18,18 +20,9 @@ def upstream_config(base: str) -> Config:
 
 def shrink_dense_detector(model: dict, num_classes: int = 3,
                           channels: int = 16, base_channels: int = 8) -> dict:
-    """Make a ResNet-FPN dense detector tiny: ResNet-18 with few base
-    channels, a narrow FPN and a one-conv head, no pretrained weights."""
-    model.backbone.update(
-        depth=18, base_channels=base_channels, frozen_stages=-1,
-        norm_eval=False, init_cfg=None)
-    model.neck.update(
-        in_channels=[base_channels * 2**i for i in range(4)],
-        out_channels=channels)
-    model.bbox_head.update(
-        num_classes=num_classes, in_channels=channels,
-        feat_channels=channels, stacked_convs=1)
-    return model
+    """A tiny ResNet-18 FPN detector (see ds2d2_mmrazor.tiny)."""
+    return tiny.shrink_dense_detector(model, num_classes, channels,
+                                      base_channels)
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -97,38 +90,7 @@ def make_dior(root, num_trainval: int = 4, num_test: int = 2,
 
 
 def tiny_dior_config(config: str, data_root: str, work_dir: str) -> Config:
-    """A repository config, made tiny for CPU tests: tiny generated DIOR
+    """A repository config, made tiny for CPU tests: the generated DIOR
     data at 64x64, one epoch, tiny models without pretrained weights."""
-    cfg = Config.fromfile(config)
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-        dataset = loader.dataset
-        for split in dataset.get('datasets', [dataset]):
-            split.data_root = data_root
-            for step in split.pipeline:
-                if step.type == 'Resize':
-                    step.scale = (64, 64)
-    cfg.test_dataloader = cfg.val_dataloader
-    cfg.train_cfg.max_epochs = 1
-    cfg.default_hooks.logger.interval = 1
-    cfg.env_cfg.dist_cfg = dict(backend='gloo')
-    cfg.work_dir = str(work_dir)
-    model = cfg.model
-    if model.type.endswith('DS2D2Distill'):
-        evaluated = model.architecture
-        shrink_dense_detector(model.teacher, num_classes=20,
-                              base_channels=16)
-        shrink_dense_detector(model.amplifier.detector, num_classes=20,
-                              base_channels=16)
-        model.distiller.connectors.student_bands.update(
-            in_channels=16, out_channels=16)
-        base_channels = 8
-    else:
-        evaluated = model.get('detector', model)
-        base_channels = 16
-    shrink_dense_detector(evaluated, num_classes=20,
-                          base_channels=base_channels)
-    # keep low-score detections of the barely trained model, so that the
-    # COCO evaluation has something to score
-    evaluated.test_cfg.update(score_thr=0.0, max_per_img=20)
-    return cfg
+    return tiny.tiny_dior_config(config, data_root, work_dir, image_size=64,
+                                 max_epochs=1)

@@ -93,3 +93,34 @@ def test_amplifier_config_without_teacher_checkpoint_names_stage_1():
     cfg.model.teacher_ckpt = '/nonexistent/teacher.pth'
     with pytest.raises(FileNotFoundError, match='stage 1'):
         MODELS.build(cfg.model)
+
+
+PEERS = sorted(glob.glob(osp.join(REPO, 'configs', 'peers', '*.py')))
+
+
+@pytest.mark.parametrize('path', PEERS, ids=[osp.basename(p) for p in PEERS])
+def test_peer_baseline_builds_and_distils_every_fpn_level(path, tmp_path):
+    import torch
+    from mmdet.testing import demo_mm_inputs
+    from mmrazor.registry import MODELS
+
+    from ds2d2_mmrazor.tiny import tiny_dior_config
+    cfg = tiny_dior_config(path, str(tmp_path), str(tmp_path), classes=(
+        'vehicle', 'ship', 'storagetank'))
+    assert cfg.model.teacher.backbone.depth == 18  # shrunk, no download
+    cfg.model.teacher_ckpt = None
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    # 256 px: the coarsest level (stride 128) is 2x2, so that CWD's spatial
+    # softmax is not trivially 1 (a 1x1 map has zero divergence)
+    data = model.data_preprocessor(demo_mm_inputs(
+        batch_size=2, image_shapes=(3, 256, 256), num_items=[3, 1],
+        num_classes=3), True)
+    losses = model(**data, mode='loss')
+    distill = {k: v for k, v in losses.items() if k.startswith('distill.')}
+    assert len(distill) == 5  # one term per FPN level
+    assert all(torch.isfinite(v) and v > 0 for v in distill.values()), distill
+    sum(distill.values()).backward()
+    assert model.student.neck.fpn_convs[0].conv.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())

@@ -1,0 +1,17 @@
+# Peer baseline: CWD (Shu et al., ICCV 2021), MMRazor's
+# ChannelWiseDivergence on each FPN level, tau 1, weight 10 as in MMRazor's
+# RetinaNet recipe.
+_base_ = '../_base_/fpn_distill_retina_r18_r101_dior.py'
+model = dict(
+    distiller=dict(
+        distill_losses={
+            f'loss_cwd_fpn{i}': dict(
+                type='ChannelWiseDivergence', tau=1, loss_weight=10)
+            for i in range(5)
+        },
+        loss_forward_mappings={
+            f'loss_cwd_fpn{i}': dict(
+                preds_S=dict(from_student=True, recorder='fpn', data_idx=i),
+                preds_T=dict(from_student=False, recorder='fpn', data_idx=i))
+            for i in range(5)
+        }))

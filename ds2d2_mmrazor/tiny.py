@@ -1,0 +1,135 @@
+"""Tiny variants of this repository's DIOR configs, for CPU demos and tests.
+
+The same recipe code runs (datasets, stages, losses, evaluation); only the
+sizes change: narrow ResNet-18 backbones without ImageNet weights, a narrow
+FPN and head, small images, few epochs. ``make demo`` and the test suite
+both build their configs with :func:`tiny_dior_config`.
+"""
+from typing import Optional, Sequence
+
+from mmengine.config import Config, ConfigDict
+
+
+def shrink_dense_detector(model: ConfigDict, num_classes: int,
+                          channels: int = 16,
+                          base_channels: int = 8) -> ConfigDict:
+    """Make a ResNet-FPN dense detector config tiny, in place.
+
+    ResNet-18 with ``base_channels`` stem channels (stages: 1x, 2x, 4x, 8x),
+    an FPN of ``channels`` channels and a one-conv head; no pretrained
+    weights are loaded (nothing is downloaded).
+
+    Args:
+        model (ConfigDict): A detector config with backbone / neck /
+            bbox_head (e.g. RetinaNet).
+        num_classes (int): Number of classes of the head.
+        channels (int): FPN and head channels. Defaults to 16.
+        base_channels (int): ResNet base width. Defaults to 8.
+
+    Returns:
+        ConfigDict: ``model`` itself.
+    """
+    model.backbone.update(
+        depth=18, base_channels=base_channels, frozen_stages=-1,
+        norm_eval=False, init_cfg=None)
+    model.neck.update(
+        in_channels=[base_channels * 2**i for i in range(4)],
+        out_channels=channels)
+    model.bbox_head.update(
+        num_classes=num_classes, in_channels=channels,
+        feat_channels=channels, stacked_convs=1)
+    return model
+
+
+def tiny_dior_config(config: str,
+                     data_root: str,
+                     work_dir: str,
+                     image_size: int = 64,
+                     max_epochs: int = 1,
+                     classes: Optional[Sequence[str]] = None,
+                     teacher_width: int = 16,
+                     student_width: int = 8,
+                     channels: int = 16,
+                     batch_size: int = 2,
+                     lr: Optional[float] = None) -> Config:
+    """A repository DIOR config, made tiny for a CPU.
+
+    Works for every stage: a plain detector config (teacher or baseline
+    student), the high-frequency amplifier, ``DS2D2Distill`` and MMRazor's
+    ``FpnTeacherDistill`` (the peer baselines). Teacher-side models (the
+    repository's ResNet-101 detectors) get ``teacher_width``, students
+    (ResNet-18) ``student_width``; all FPNs have ``channels`` channels, so
+    student and teacher features match.
+
+    Args:
+        config (str): Path of a config in ``configs/``.
+        data_root (str): A DIOR-layout folder (e.g. from
+            ``tools/make_synthetic_dior.py``), ending with '/'.
+        work_dir (str): Where the run writes logs and checkpoints.
+        image_size (int): Images are resized to this square size.
+        max_epochs (int): Training epochs; evaluation runs at the end.
+        classes (Sequence[str], optional): Dataset classes (default: all of
+            DIOR's). The heads get as many outputs.
+        teacher_width (int): ResNet base width of teacher-side models.
+        student_width (int): ResNet base width of the student.
+        channels (int): FPN / head channels of every model.
+        batch_size (int): Images per batch.
+        lr (float, optional): Learning rate; the config's when None.
+
+    Returns:
+        Config: The tiny config, ready for ``Runner.from_cfg``.
+    """
+    cfg = Config.fromfile(config)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.update(batch_size=batch_size, num_workers=0,
+                      persistent_workers=False)
+        dataset = loader.dataset
+        for split in dataset.get('datasets', [dataset]):
+            split.data_root = data_root
+            if classes is not None:
+                split.metainfo = dict(classes=tuple(classes))
+            for step in split.pipeline:
+                if step.type == 'Resize':
+                    step.scale = (image_size, image_size)
+    cfg.test_dataloader = cfg.val_dataloader
+    num_classes = len(classes) if classes is not None else \
+        cfg.model.get('architecture', cfg.model).get(
+            'bbox_head', {}).get('num_classes', 20)
+    cfg.train_cfg.update(max_epochs=max_epochs, val_interval=max_epochs)
+    # the schedule's milestones and warm-up, scaled to the short run
+    for scheduler in cfg.param_scheduler:
+        if scheduler.type == 'LinearLR':
+            scheduler.end = 10
+        if scheduler.type == 'MultiStepLR':
+            scheduler.end = max_epochs
+            scheduler.milestones = [max(1, round(max_epochs * 2 / 3))]
+    if lr is not None:
+        cfg.optim_wrapper.optimizer.lr = lr
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint.interval = max_epochs
+    cfg.env_cfg.dist_cfg = dict(backend='gloo')
+    cfg.work_dir = str(work_dir)
+
+    def shrink(detector: ConfigDict) -> ConfigDict:
+        # the repository's teachers are ResNet-101, its students ResNet-18
+        width = teacher_width if detector.backbone.depth > 18 \
+            else student_width
+        return shrink_dense_detector(detector, num_classes, channels, width)
+
+    model = cfg.model
+    if 'architecture' in model:  # DS2D2Distill or an MMRazor peer
+        evaluated = shrink(model.architecture)
+        shrink(model.teacher)
+        if model.get('amplifier') is not None:
+            shrink(model.amplifier.detector)
+        for connector in model.distiller.get('connectors', {}).values():
+            for key in ('in_channels', 'out_channels', 'student_channels',
+                        'teacher_channels'):
+                if connector.get(key) is not None:
+                    connector[key] = channels
+    else:  # a detector, or the high-frequency amplifier of one
+        evaluated = shrink(model.get('detector', model))
+    # keep low-score detections of briefly trained models, so that the
+    # COCO evaluation has something to score
+    evaluated.test_cfg.update(score_thr=0.0, max_per_img=100)
+    return cfg
