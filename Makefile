@@ -15,9 +15,8 @@ env: install  ## versions, compiled ops and repairs; non-zero exit if broken
 test: install  ## the test suite (CPU, tiny models, generated data)
 	$(PY) -m pytest tests
 
-demo: install  ## the built-in demo (not built yet: issue #4)
-	@echo "make demo: the built-in demo does not exist yet (issue #4 builds it)." >&2
-	@exit 2
+demo: install  ## the built-in demo: DS2D2 on synthetic data, CPU, < 10 min
+	$(PY) tools/demo.py --out work_dirs/demo
 
 clean:  ## remove the virtualenv and caches of this checkout (keeps the mmcv wheel cache)
 	rm -rf $(VENV) .pytest_cache *.egg-info

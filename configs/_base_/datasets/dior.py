@@ -22,11 +22,12 @@ test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='Resize', scale=(800, 800), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
-    # 'instances' carries the ground truth to CocoMetric (no json needed)
+    # also packs the annotations ('instances'), from which CocoMetric builds
+    # its ground truth (no json needed); plain images pack without them
     dict(
-        type='PackDetInputs',
+        type='PackDetInputsWithGT',
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor', 'instances'))
+                   'scale_factor'))
 ]
 
 

@@ -1,0 +1,22 @@
+# DOTA v1.0 split patches for MMRotate (default_scope 'mmrotate'): MMRotate's
+# own recipe (1024x1024, flips, DOTAMetric), read by the strict
+# DOTAPatchDataset, trained on train and evaluated on val (MMRotate's config
+# uses trainval for both). Split train and val into 1024x1024 patches with a
+# gap of 200 with MMRotate's tools/data/dota/split/img_split.py (its ss_*
+# split configs), into data/split_ss_dota/{train,val}/{images,annfiles}/.
+_base_ = 'mmrotate::_base_/datasets/dota.py'
+custom_imports = dict(imports=['ds2d2_mmrazor'], allow_failed_imports=False)
+
+dataset_type = 'DOTAPatchDataset'
+
+train_dataloader = dict(
+    dataset=dict(
+        type=dataset_type,
+        ann_file='train/annfiles/',
+        data_prefix=dict(img_path='train/images/')))
+val_dataloader = dict(
+    dataset=dict(
+        type=dataset_type,
+        ann_file='val/annfiles/',
+        data_prefix=dict(img_path='val/images/')))
+test_dataloader = val_dataloader

@@ -1,0 +1,156 @@
+"""DOTAPatchDataset reads DOTA split patches (MMRotate's img_split) strictly;
+the DOTA base config trains on train and evaluates on val."""
+import os
+import os.path as osp
+import re
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from ds2d2_mmrazor.datasets import DOTA_CLASSES, DOTAPatchDataset
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SIZE = 64
+# known patches (64x64), as img_split writes them: x1 y1 ... x4 y4 class
+# difficulty (2: truncated by the patch border)
+PATCHES = {
+    'P0001__64__0___0': ['10 10 30 10 30 20 10 20 plane 0',
+                         '40.5 40 60 40 60 70 40.5 70 small-vehicle 2'],
+    'P0000__64__0___0': ['5.0 5.0 15.0 5.0 15.0 9.0 5.0 9.0 ship 1', ''],
+    'P0002__64__0___0': [],  # a patch without objects
+}
+
+
+def make_dota_split(root, split='train', patches=PATCHES):
+    """Write a split of DOTA patches under ``root/split``: ``images/*.png``
+    (plain grey) and ``annfiles/*.txt``."""
+    import mmcv
+    import numpy as np
+    for sub in ('images', 'annfiles'):
+        os.makedirs(osp.join(root, split, sub), exist_ok=True)
+    for patch_id, lines in patches.items():
+        mmcv.imwrite(np.full((SIZE, SIZE, 3), 100, np.uint8),
+                     osp.join(root, split, 'images', f'{patch_id}.png'))
+        with open(osp.join(root, split, 'annfiles', f'{patch_id}.txt'),
+                  'w') as f:
+            f.write(''.join(line + '\n' for line in lines))
+    return root
+
+
+@pytest.fixture
+def dota(tmp_path):
+    root = str(tmp_path / 'split_ss_dota')
+    make_dota_split(root, 'train')
+    make_dota_split(root, 'val')
+    return root
+
+
+def build(root, split='train', **kwargs):
+    return DOTAPatchDataset(
+        data_root=root, ann_file=f'{split}/annfiles/',
+        data_prefix=dict(img_path=f'{split}/images/'), img_shape=(SIZE, SIZE),
+        pipeline=[], test_mode=True, **kwargs)
+
+
+def test_registered_in_mmrotate_with_its_classes():
+    from mmrotate.registry import DATASETS
+    assert DATASETS.get('DOTAPatchDataset') is DOTAPatchDataset
+    assert len(DOTA_CLASSES) == 15 and DOTA_CLASSES[0] == 'plane'
+
+
+def test_reads_patches_in_order_with_corners_as_written(dota):
+    dataset = build(dota)
+    assert [dataset.get_data_info(i)['img_id'] for i in range(3)] == \
+        sorted(PATCHES)
+    info = dataset.get_data_info(1)
+    assert info['img_path'] == osp.join(dota, 'train', 'images',
+                                        'P0001__64__0___0.png')
+    assert (info['height'], info['width']) == (SIZE, SIZE)
+    assert info['instances'] == [
+        dict(bbox=[10, 10, 30, 10, 30, 20, 10, 20], bbox_label=0,
+             ignore_flag=0),
+        # corners past the patch border are kept; no difficulty ignored
+        dict(bbox=[40.5, 40, 60, 40, 60, 70, 40.5, 70], bbox_label=4,
+             ignore_flag=0),
+    ]
+    assert dataset.get_data_info(0)['instances'] == [
+        dict(bbox=[5, 5, 15, 5, 15, 9, 5, 9], bbox_label=6, ignore_flag=0)
+    ]
+    assert dataset.get_data_info(2)['instances'] == []
+
+
+def test_difficulty_above_diff_thr_is_ignored(dota):
+    dataset = build(dota, diff_thr=1)
+    assert [i['ignore_flag'] for i in
+            dataset.get_data_info(1)['instances']] == [0, 1]
+    assert dataset.get_data_info(0)['instances'][0]['ignore_flag'] == 0
+
+
+@pytest.mark.parametrize('line, problem', [
+    ('1 1 9 1 9 9 1 9 ship', 'has 9 fields, expected 10: x1 y1 x2 y2 x3 y3 '
+     'x4 y4 class difficulty'),
+    ('1 1 9 1 9 9 1 x9 ship 0', "has non-numeric coordinates ['1', '1', "
+     "'9', '1', '9', '9', '1', 'x9']"),
+    ('1 1 9 1 9 9 1 9 Ship 0', "has class 'Ship', which is not one of the "
+     "dataset classes ('plane', "),
+    ('1 1 9 1 9 9 1 9 ship -1', "has difficulty '-1': expected a "
+     'non-negative integer'),
+    ('1 1 9 1 9 1 1 1 ship 0', r'has a degenerate (zero-area) quadrilateral '
+     '[1.0, 1.0, 9.0, 1.0, 9.0, 1.0, 1.0, 1.0]'),
+    ('-9 1 -1 1 -1 9 -9 9 ship 0', 'has quadrilateral [-9.0, 1.0, -1.0, '
+     '1.0, -1.0, 9.0, -9.0, 9.0] outside the 64x64 image'),
+])
+def test_bad_line_is_an_error_naming_file_and_line(tmp_path, line, problem):
+    root = make_dota_split(str(tmp_path), patches={
+        'P0000__64__0___0': ['1 1 9 1 9 9 1 9 ship 0', '', line]})
+    path = osp.join(root, 'train', 'annfiles', 'P0000__64__0___0.txt')
+    with pytest.raises(ValueError, match='^' + re.escape(
+            f'{path}: line 3 {problem}')):
+        build(root)
+
+
+def test_missing_or_empty_folders_are_clear_errors(dota):
+    with pytest.raises(FileNotFoundError,
+                       match=r"^DOTA annotation folder '.*test/annfiles/' "
+                       r'not found: split DOTA with MMRotate'):
+        DOTAPatchDataset(
+            data_root=dota, ann_file='test/annfiles/',
+            data_prefix=dict(img_path='val/images/'), pipeline=[])
+    with pytest.raises(FileNotFoundError,
+                       match=r"^DOTAPatchDataset: image folder '.*test/"
+                       r"images/' \(data_prefix\['img_path'\]\) not found"):
+        build(dota, 'test')
+    for name in os.listdir(osp.join(dota, 'val', 'annfiles')):
+        os.remove(osp.join(dota, 'val', 'annfiles', name))
+    with pytest.raises(ValueError, match='has no .txt file'):
+        build(dota, 'val')
+
+
+def test_unannotated_test_patches_are_listed_as_mmrotate_does(dota):
+    dataset = DOTAPatchDataset(
+        data_root=dota, ann_file='', data_prefix=dict(img_path='val/images/'),
+        img_shape=(SIZE, SIZE), pipeline=[], test_mode=True)
+    assert sorted(dataset.get_data_info(i)['img_id'] for i in range(3)) == \
+        sorted(PATCHES)
+
+
+def test_config_trains_on_train_and_evaluates_on_val(dota):
+    from mmrotate.registry import DATASETS
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', '_base_', 'datasets', 'dota.py'))
+    assert cfg.val_evaluator.type == 'DOTAMetric'
+    assert cfg.train_dataloader.dataset.img_shape == (1024, 1024)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.dataset.update(data_root=dota, img_shape=(SIZE, SIZE))
+    with DefaultScope.overwrite_default_scope('mmrotate'):
+        train = DATASETS.build(cfg.train_dataloader.dataset)
+        val = DATASETS.build(cfg.val_dataloader.dataset)
+    assert train.ann_file == osp.join(dota, 'train/annfiles/')
+    assert val.ann_file == osp.join(dota, 'val/annfiles/')
+    assert len(train) == 2  # the patch without objects is filtered out
+    assert len(val) == 3
+    boxes = val[0]['data_samples'].gt_instances.bboxes
+    assert type(boxes).__name__ == 'RotatedBoxes'
+    cx, cy, w, h, _ = boxes.tensor[0].tolist()  # (5, 5) .. (15, 9)
+    assert (cx, cy, w * h) == pytest.approx((10, 7, 40))
