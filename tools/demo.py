@@ -52,7 +52,7 @@ STAGES = {
 
 
 def write_configs(out: str, data_root: str, epochs: int,
-                  image_size: int) -> Dict[str, str]:
+                  teacher_epochs: int, image_size: int) -> Dict[str, str]:
     """Dump the tiny config of every stage; return stage -> path."""
     from ds2d2_mmrazor.tiny import tiny_dior_config
     paths = {}
@@ -60,9 +60,13 @@ def write_configs(out: str, data_root: str, epochs: int,
     for name, (config, _, _) in STAGES.items():
         cfg = tiny_dior_config(
             osp.join(REPO, 'configs', config), data_root,
-            osp.join(out, name), image_size=image_size, max_epochs=epochs,
-            classes=CLASSES, teacher_width=16, student_width=8, channels=32,
+            osp.join(out, name), image_size=image_size,
+            max_epochs=teacher_epochs if name == 'teacher' else epochs,
+            classes=CLASSES, teacher_width=32, student_width=8, channels=32,
             batch_size=4, lr=0.01)
+        # the same for every stage: tiny models at this lr need clipping to
+        # stay stable (the distillation terms add large early gradients)
+        cfg.optim_wrapper.clip_grad = dict(max_norm=35, norm_type=2)
         cfg.randomness = dict(seed=0)
         cfg.log_level = 'WARNING'
         paths[name] = osp.join(out, 'configs', f'{name}.py')
@@ -147,7 +151,12 @@ def pictures(out: str, data_root: str, configs: Dict[str, str],
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default=osp.join(REPO, 'work_dirs', 'demo'))
-    parser.add_argument('--epochs', type=int, default=12)
+    parser.add_argument('--epochs', type=int, default=36,
+                        help='epochs of the amplifier and the students')
+    parser.add_argument('--teacher-epochs', type=int, default=None,
+                        help='epochs of the teacher (default: twice '
+                        '--epochs, so that the wider teacher is the better '
+                        'detector, as it is on DIOR)')
     parser.add_argument('--image-size', type=int, default=128)
     parser.add_argument('--num-trainval', type=int, default=64)
     parser.add_argument('--num-test', type=int, default=16)
@@ -166,6 +175,7 @@ def main(argv: Optional[List[str]] = None) -> str:
             classes=CLASSES, seed=0)
     print(f'data: {data_root}')
     configs = write_configs(args.out, data_root, args.epochs,
+                            args.teacher_epochs or 2 * args.epochs,
                             args.image_size)
     stages = [
         pipeline.Stage(name, configs[name], inputs)
