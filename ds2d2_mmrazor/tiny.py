@@ -9,6 +9,8 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
 
+from .datasets.dior import DIOR_CLASSES
+
 
 def shrink_dense_detector(model: ConfigDict, num_classes: int,
                           channels: int = 16,
@@ -92,9 +94,7 @@ def tiny_dior_config(config: str,
                 if step.type == 'Resize':
                     step.scale = (image_size, image_size)
     cfg.test_dataloader = cfg.val_dataloader
-    num_classes = len(classes) if classes is not None else \
-        cfg.model.get('architecture', cfg.model).get(
-            'bbox_head', {}).get('num_classes', 20)
+    num_classes = len(classes if classes is not None else DIOR_CLASSES)
     cfg.train_cfg.update(max_epochs=max_epochs, val_interval=max_epochs)
     # the schedule's milestones and warm-up, scaled to the short run
     for scheduler in cfg.param_scheduler:

@@ -1,11 +1,17 @@
 """Shared helpers: tiny detectors built from the upstream configs."""
 import os.path as osp
+import sys
 import tempfile
 
 import pytest
 from mmengine.config import Config
 
 from ds2d2_mmrazor import tiny
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# The scripts of tools/ import each other by name (Python puts tools/ on the
+# path when one runs); the tests import them the same way.
+sys.path.insert(0, osp.join(REPO, 'tools'))
 
 
 def upstream_config(base: str) -> Config:

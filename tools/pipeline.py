@@ -136,7 +136,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     configs = osp.join(osp.dirname(TOOLS), 'configs')
     parser.add_argument(
-        '--teacher', default=osp.join(configs, 'retinanet_r101_fpn_2x_dior.py'))
+        '--teacher',
+        default=osp.join(configs, 'retinanet_r101_fpn_2x_dior.py'))
     parser.add_argument(
         '--amplifier', default=osp.join(
             configs, 'ds2d2_amplifier_retinanet_r101_fpn_2x_dior.py'))

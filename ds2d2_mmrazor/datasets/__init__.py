@@ -8,7 +8,8 @@ from .transforms import PackDetInputsWithGT
 
 __all__ = [
     'DIOR_CLASSES', 'DIORDataset', 'DIORRDataset', 'DOTA_CLASSES',
-    'DOTAPatchDataset', 'HBB_ANN_SUBDIR', 'OBB_ANN_SUBDIR', 'PackDetInputsWithGT', 'coco_box',
+    'DOTAPatchDataset', 'HBB_ANN_SUBDIR', 'OBB_ANN_SUBDIR',
+    'PackDetInputsWithGT', 'coco_box',
     'dior_to_coco', 'dota_to_coco', 'enclosing_box', 'list_patches',
     'polygon_area', 'read_dota_txt', 'read_voc_xml', 'to_coco'
 ]

@@ -7,7 +7,8 @@ from mmengine.optim import build_optim_wrapper
 from ..conftest import shrink_dense_detector, upstream_config
 
 CASES = {
-    'mmdet-retinanet': ('mmdet', 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 4),
+    'mmdet-retinanet': (
+        'mmdet', 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py', 4),
     'mmrotate-rotated-retinanet': (
         'mmrotate', 'mmrotate::rotated_retinanet/'
         'rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py', 5),

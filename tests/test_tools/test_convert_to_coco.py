@@ -3,7 +3,6 @@
 loaders' boxes."""
 import json
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -18,10 +17,9 @@ from ..test_datasets.test_dior import ANN_DIR, logged, write_voc  # noqa: F401
 from ..test_datasets.test_dior_r import make_dior_r
 from ..test_datasets.test_dota import SIZE, make_dota_split
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
+import convert_to_coco  # tools/convert_to_coco.py, on the path (conftest)
 
-import convert_to_coco  # noqa: E402
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture

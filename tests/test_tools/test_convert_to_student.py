@@ -2,7 +2,6 @@
 MMEngine's Runner (1 epoch of DS2D2 on generated DIOR-format data)."""
 import importlib
 import os.path as osp
-import sys
 import warnings
 
 import numpy as np
@@ -21,9 +20,7 @@ CONFIGS = osp.join(REPO, 'configs')
 
 @pytest.fixture(scope='module')
 def tool():
-    tools = osp.join(REPO, 'tools')
-    if tools not in sys.path:
-        sys.path.insert(0, tools)
+    # tools/ is on the path (conftest)
     return importlib.import_module('convert_to_student')
 
 

@@ -2,14 +2,13 @@
 five stages, prints the table and writes the pictures; a second run reuses
 the finished stages."""
 import os.path as osp
-import sys
 
 import cv2
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
+import demo  # tools/demo.py, on the path (conftest)
 
-import demo  # noqa: E402
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
 
 ROWS = ('teacher (R-101 recipe)', 'student + DS2D2', 'student alone',
         'student + PKD')

@@ -1,13 +1,11 @@
 """tools/pipeline.py: stage order, checkpoint hand-off, resume, skip."""
 import os.path as osp
-import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools'))
+import pipeline  # tools/pipeline.py, on the path (conftest)
 
-import pipeline  # noqa: E402
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def test_dry_run_prints_the_three_stages_with_their_inputs(tmp_path,

@@ -2,7 +2,6 @@
 import importlib
 import json
 import os.path as osp
-import sys
 
 import mmcv
 import pytest
@@ -19,10 +18,7 @@ RECORDS = [
 
 @pytest.fixture(scope='module')
 def tool():
-    tools = osp.join(REPO, 'tools')
-    if tools not in sys.path:
-        sys.path.insert(0, tools)
-    return importlib.import_module('plot_losses')
+    return importlib.import_module('plot_losses')  # tools/ is on the path
 
 
 def scalars(root, work_dir, timestamp='20250101_000000'):

@@ -2,7 +2,6 @@
 trained) and a tiny baseline."""
 import importlib
 import os.path as osp
-import sys
 
 import mmcv
 import numpy as np
@@ -20,10 +19,8 @@ CONFIGS = osp.join(REPO, 'configs')
 
 
 def load_tool(name: str):
-    """Import tools/<name>.py (tools/ is on sys.path when a tool runs)."""
-    tools = osp.join(REPO, 'tools')
-    if tools not in sys.path:
-        sys.path.insert(0, tools)
+    """Import tools/<name>.py (tests/conftest.py puts tools/ on the
+    path, as Python does when a tool runs)."""
     return importlib.import_module(name)
 
 

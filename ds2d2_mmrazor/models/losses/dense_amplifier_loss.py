@@ -34,8 +34,9 @@ class DenseAmplifierLoss(nn.Module):
 
     Label weights and ``avg_factor`` are the ones the student head's assigner
     produced for its own task loss in the same iteration (recorded, not
-    recomputed); the anchors come from the head's own anchor generator. The head is bound by the algorithm (see
-    :meth:`bind`) and is not a submodule: it adds no parameters here. The
+    recomputed); the anchors come from the head's own anchor generator. The
+    head is bound by the algorithm (see :meth:`bind`) and is not a
+    submodule: it adds no parameters here. The
     teacher-side pass runs under ``no_grad``; gradients reach the student only
     through its features.
 

@@ -1,7 +1,6 @@
 """Quality focal loss between student and teacher classification logits."""
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from mmrazor.registry import MODELS
 from torch import Tensor, nn
