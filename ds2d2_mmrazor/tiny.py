@@ -12,18 +12,19 @@ from mmengine.config import Config, ConfigDict
 from .datasets.dior import DIOR_CLASSES
 
 
-def shrink_dense_detector(model: ConfigDict, num_classes: int,
-                          channels: int = 16,
-                          base_channels: int = 8) -> ConfigDict:
-    """Make a ResNet-FPN dense detector config tiny, in place.
+def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
+                    base_channels: int = 8) -> ConfigDict:
+    """Make a ResNet-FPN detector config tiny, in place.
 
     ResNet-18 with ``base_channels`` stem channels (stages: 1x, 2x, 4x, 8x),
-    an FPN of ``channels`` channels and a one-conv head; no pretrained
-    weights are loaded (nothing is downloaded).
+    an FPN of ``channels`` channels, a one-conv dense head or a narrow RPN
+    and RoI head sampling few RoIs; no pretrained weights are loaded
+    (nothing is downloaded).
 
     Args:
-        model (ConfigDict): A detector config with backbone / neck /
-            bbox_head (e.g. RetinaNet).
+        model (ConfigDict): A detector config with backbone / neck and
+            either bbox_head (e.g. RetinaNet) or rpn_head and roi_head
+            (e.g. Faster R-CNN).
         num_classes (int): Number of classes of the head.
         channels (int): FPN and head channels. Defaults to 16.
         base_channels (int): ResNet base width. Defaults to 8.
@@ -37,9 +38,17 @@ def shrink_dense_detector(model: ConfigDict, num_classes: int,
     model.neck.update(
         in_channels=[base_channels * 2**i for i in range(4)],
         out_channels=channels)
-    model.bbox_head.update(
-        num_classes=num_classes, in_channels=channels,
-        feat_channels=channels, stacked_convs=1)
+    if 'roi_head' in model:
+        model.rpn_head.update(in_channels=channels, feat_channels=channels)
+        model.roi_head.bbox_roi_extractor.out_channels = channels
+        model.roi_head.bbox_head.update(
+            num_classes=num_classes, in_channels=channels,
+            fc_out_channels=2 * channels)
+        model.train_cfg.rcnn.sampler.num = 64
+    else:
+        model.bbox_head.update(
+            num_classes=num_classes, in_channels=channels,
+            feat_channels=channels, stacked_convs=1)
     return model
 
 
@@ -114,7 +123,7 @@ def tiny_dior_config(config: str,
         # the repository's teachers are ResNet-101, its students ResNet-18
         width = teacher_width if detector.backbone.depth > 18 \
             else student_width
-        return shrink_dense_detector(detector, num_classes, channels, width)
+        return shrink_detector(detector, num_classes, channels, width)
 
     model = cfg.model
     if 'architecture' in model:  # DS2D2Distill or an MMRazor peer
@@ -131,5 +140,6 @@ def tiny_dior_config(config: str,
         evaluated = shrink(model.get('detector', model))
     # keep low-score detections of briefly trained models, so that the
     # COCO evaluation has something to score
-    evaluated.test_cfg.update(score_thr=0.0, max_per_img=100)
+    test_cfg = evaluated.test_cfg.get('rcnn', evaluated.test_cfg)
+    test_cfg.update(score_thr=0.0, max_per_img=100)
     return cfg

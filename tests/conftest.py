@@ -27,8 +27,7 @@ def upstream_config(base: str) -> Config:
 def shrink_dense_detector(model: dict, num_classes: int = 3,
                           channels: int = 16, base_channels: int = 8) -> dict:
     """A tiny ResNet-18 FPN detector (see ds2d2_mmrazor.tiny)."""
-    return tiny.shrink_dense_detector(model, num_classes, channels,
-                                      base_channels)
+    return tiny.shrink_detector(model, num_classes, channels, base_channels)
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -124,3 +124,51 @@ def test_peer_baseline_builds_and_distils_every_fpn_level(path, tmp_path):
     sum(distill.values()).backward()
     assert model.student.neck.fpn_convs[0].conv.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.teacher.parameters())
+
+
+@pytest.mark.parametrize('dataset,weights', [
+    ('dior', (0.5, 0.5, 1e-5, 1e-5)),
+    ('dota', (0.12, 1.2, 1.5e-3, 3e-3)),
+])
+def test_ds2d2_faster_rcnn_states_the_release_recipe(dataset, weights):
+    cfg = Config.fromfile(osp.join(
+        REPO, 'configs', f'ds2d2_faster-rcnn_r18_r101_{dataset}.py'))
+    model = cfg.model
+    assert (model.type, model.architecture.type, model.teacher.type) == \
+        ('DS2D2Distill', 'FasterRCNN', 'FasterRCNN')
+    assert (model.architecture.backbone.depth,
+            model.teacher.backbone.depth) == (18, 101)
+    losses = model.distiller.distill_losses
+    assert (losses.loss_spectral.low_weight, losses.loss_spectral.high_weight,
+            losses.loss_amp_full.loss_weight,
+            losses.loss_amp_high.loss_weight) == weights
+    # the release sums the KL term over the batch's 2 x 512 RoIs; the mean
+    # used here is scaled back by R (weight 0.5 x R), the L1 term is not
+    rois = 2 * model.architecture.train_cfg.rcnn.sampler.num
+    for loss in (losses.loss_amp_full, losses.loss_amp_high):
+        assert loss.type == 'RoIAmplifierLoss' and loss.temperature == 3.0
+        assert (loss.cls_weight, loss.reg_weight) == (0.5 * rois, 1.0)
+    # RoIs: the student's own sample of the iteration, for both amplifiers
+    recorder = model.distiller.student_recorders.rois
+    assert recorder.source.endswith('StandardRoIHead.bbox_loss')
+    for name in ('loss_amp_full', 'loss_amp_high'):
+        mapping = model.distiller.loss_forward_mappings[name]
+        assert mapping.sampling_results == dict(
+            recorder='rois', from_student=True, data_idx=1)
+    assert cfg.optim_wrapper.optimizer.lr == 0.02
+    assert model.teacher.roi_head.bbox_head.num_classes == \
+        (15 if dataset == 'dota' else 20)
+
+
+def test_ds2d2_retinanet_dota_uses_the_release_dota_weights():
+    cfg = Config.fromfile(osp.join(REPO, 'configs',
+                                   'ds2d2_retina_r18_r101_dota.py'))
+    losses = cfg.model.distiller.distill_losses
+    assert (losses.loss_spectral.low_weight, losses.loss_spectral.high_weight,
+            losses.loss_amp_full.loss_weight,
+            losses.loss_amp_high.loss_weight) == (7e-5, 5e-5, 0.7, 0.5)
+    assert cfg.model.teacher.bbox_head.num_classes == 15
+    assert cfg.model.architecture.bbox_head.num_classes == 15
+    assert cfg.model.amplifier.detector.bbox_head.num_classes == 15
+    assert cfg.train_dataloader.dataset.ann_file == 'train/train.json'
+    assert cfg.val_evaluator.type == 'CocoMetric'

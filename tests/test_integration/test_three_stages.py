@@ -13,6 +13,18 @@ from ..conftest import make_dior, tiny_dior_config
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs')
 TERMS = ('loss_low', 'loss_high', 'loss_amp_full', 'loss_amp_high')
+# detector family -> teacher, amplifier and DS2D2 configs, the amplifier's
+# class, and the prefixes of the heads the amplifier retrains
+FAMILIES = {
+    'retinanet': ('retinanet_r101_fpn_2x_dior.py',
+                  'ds2d2_amplifier_retinanet_r101_fpn_2x_dior.py',
+                  'ds2d2_retina_r18_r101_dior.py', 'HighFrequencyRetinaNet',
+                  ('bbox_head.', )),
+    'faster-rcnn': ('faster-rcnn_r101_fpn_2x_dior.py',
+                    'ds2d2_amplifier_faster-rcnn_r101_fpn_2x_dior.py',
+                    'ds2d2_faster-rcnn_r18_r101_dior.py',
+                    'HighFrequencyFasterRCNN', ('rpn_head.', 'roi_head.')),
+}
 
 
 def state_dict(path):
@@ -33,31 +45,30 @@ class WatchFrozen(Hook):
             for m in part.modules()))
 
 
-@pytest.fixture(scope='module')
-def stages(tmp_path_factory):
-    """Run the three stages once; return their runners and work dirs."""
-    root = tmp_path_factory.mktemp('ds2d2')
+@pytest.fixture(scope='module', params=sorted(FAMILIES))
+def stages(request, tmp_path_factory):
+    """Run the three stages once per detector family; return their runners
+    and work dirs."""
+    teacher, amplifier, student, hf_class, heads = FAMILIES[request.param]
+    root = tmp_path_factory.mktemp(request.param)
     data = make_dior(str(root / 'DIOR')) + '/'
-    out = {}
+    out = dict(hf_class=hf_class, heads=heads)
 
     cfg = tiny_dior_config(
-        osp.join(CONFIGS, 'retinanet_r101_fpn_2x_dior.py'), data,
-        root / 'teacher')
+        osp.join(CONFIGS, teacher), data, root / 'teacher')
     out['teacher'] = Runner.from_cfg(cfg)
     out['teacher'].train()
     teacher_ckpt = str(root / 'teacher' / 'epoch_1.pth')
 
     cfg = tiny_dior_config(
-        osp.join(CONFIGS, 'ds2d2_amplifier_retinanet_r101_fpn_2x_dior.py'),
-        data, root / 'amplifier')
+        osp.join(CONFIGS, amplifier), data, root / 'amplifier')
     cfg.model.teacher_ckpt = teacher_ckpt
     out['amplifier'] = Runner.from_cfg(cfg)
     out['amplifier'].train()
     amplifier_ckpt = str(root / 'amplifier' / 'epoch_1.pth')
 
     cfg = tiny_dior_config(
-        osp.join(CONFIGS, 'ds2d2_retina_r18_r101_dior.py'), data,
-        root / 'student')
+        osp.join(CONFIGS, student), data, root / 'student')
     cfg.model.teacher_ckpt = teacher_ckpt
     cfg.model.amplifier_ckpt = amplifier_ckpt
     watch = WatchFrozen()
@@ -86,14 +97,14 @@ def test_amplifier_starts_from_the_teacher_and_trains_only_its_head(stages):
     amplifier = state_dict(stages['amplifier_ckpt'])
     assert set(amplifier) == set(teacher)
     frozen = [k for k in teacher if k.startswith(('backbone.', 'neck.'))]
-    head = [k for k in teacher if k.startswith('bbox_head.')
+    head = [k for k in teacher if k.startswith(stages['heads'])
             and k.endswith('weight')]
     assert frozen and head
     for key in frozen:  # BN statistics included: eval mode throughout
         assert torch.equal(amplifier[key], teacher[key]), key
     assert any(not torch.equal(amplifier[k], teacher[k]) for k in head)
     model = stages['amplifier'].model
-    assert type(model).__name__ == 'HighFrequencyRetinaNet'
+    assert type(model).__name__ == stages['hf_class']
 
 
 def test_student_stage_loads_both_checkpoints_and_keeps_them_frozen(stages):
