@@ -6,7 +6,8 @@ from mmdet.structures.bbox import cat_boxes, get_box_tensor
 from mmrazor.registry import MODELS
 from torch import Tensor, nn
 
-AMPLIFIERS = ('teacher', 'high_frequency')
+from .amplifier_loss import AmplifierLoss
+
 
 
 def _flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
@@ -17,7 +18,7 @@ def _flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
 
 
 @MODELS.register_module()
-class DenseAmplifierLoss(nn.Module):
+class DenseAmplifierLoss(AmplifierLoss):
     """A frozen dense head amplifies student/teacher feature differences.
 
     The head (the teacher's own head, or the head of the trained
@@ -57,19 +58,9 @@ class DenseAmplifierLoss(nn.Module):
                      type='mmdet.GIoULoss', reduction='mean',
                      loss_weight=1.0),
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
-        if amplifier not in AMPLIFIERS:
-            raise ValueError(f'amplifier must be one of {AMPLIFIERS}, got '
-                             f'{amplifier!r}')
-        if not (isinstance(loss_weight, (int, float)) and loss_weight >= 0):
-            raise ValueError('DenseAmplifierLoss.loss_weight must be a '
-                             f'non-negative number, got {loss_weight!r}')
-        self.amplifier = amplifier
+        super().__init__(amplifier, loss_weight)
         self.cls_loss = MODELS.build(cls_loss)
         self.reg_loss = MODELS.build(reg_loss)
-        self.loss_weight = float(loss_weight)
-        # bound later by DS2D2Distill; kept out of the submodules on purpose
-        self.__dict__['_head'] = self.__dict__['_transform'] = None
 
     def bind(self, model: nn.Module,
              feature_transform: Optional[Callable] = None) -> None:
@@ -94,8 +85,7 @@ class DenseAmplifierLoss(nn.Module):
             raise TypeError(
                 f'{type(head).__name__} must classify with sigmoids '
                 '(loss_cls use_sigmoid=True) for the KD quality focal loss')
-        self.__dict__['_head'] = head
-        self.__dict__['_transform'] = feature_transform or (lambda x: x)
+        self._attach(head, feature_transform)
 
     def forward(self, student_feats: Sequence[Tensor],
                 teacher_feats: Sequence[Tensor],
@@ -113,14 +103,7 @@ class DenseAmplifierLoss(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
-        head, transform = self.__dict__['_head'], self.__dict__['_transform']
-        if head is None:
-            raise RuntimeError(
-                'DenseAmplifierLoss is not bound to a head: build it through '
-                'DS2D2Distill, which binds the teacher / amplifier heads')
-        if len(student_feats) != len(teacher_feats):
-            raise ValueError(f'student has {len(student_feats)} FPN levels, '
-                             f'the teacher {len(teacher_feats)}')
+        head, transform = self._bound(student_feats, teacher_feats)
         num_classes = head.cls_out_channels
         box_dim = head.bbox_coder.encode_size
         with torch.no_grad():

@@ -8,6 +8,7 @@ from mmrazor.registry import MODELS
 from torch import Tensor, nn
 
 from ...ops import disw_weights
+from .utils import check_weight
 
 Bands = Tuple[Tensor, Tensor]  # (low [N,C,h,w], high [N,C,3,h,w])
 
@@ -75,13 +76,10 @@ class DISWSpectralLoss(nn.Module):
     def __init__(self, low_weight: float = 1e-5,
                  high_weight: float = 1e-5) -> None:
         super().__init__()
-        for name, value in (('low_weight', low_weight),
-                            ('high_weight', high_weight)):
-            if not (isinstance(value, (int, float)) and value >= 0):
-                raise ValueError(f'DISWSpectralLoss.{name} must be a '
-                                 f'non-negative number, got {value!r}')
-        self.low_weight = float(low_weight)
-        self.high_weight = float(high_weight)
+        self.low_weight = check_weight('DISWSpectralLoss', 'low_weight',
+                                       low_weight)
+        self.high_weight = check_weight('DISWSpectralLoss', 'high_weight',
+                                        high_weight)
 
     def forward(self, student: Sequence[Bands], teacher: Sequence[Bands],
                 data_samples: Optional[Sequence] = None) -> Dict[str, Tensor]:

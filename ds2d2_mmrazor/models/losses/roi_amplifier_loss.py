@@ -1,5 +1,4 @@
 """The implicit stream of DS2D2 for two-stage (RoI) heads."""
-import math
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -8,7 +7,9 @@ from mmdet.structures.bbox import bbox2roi, get_box_tensor
 from mmrazor.registry import MODELS
 from torch import Tensor, nn
 
-AMPLIFIERS = ('teacher', 'high_frequency')
+from .amplifier_loss import AmplifierLoss
+from .utils import check_weight
+
 
 
 def roi_kl_div_loss(student_logits: Tensor, teacher_logits: Tensor,
@@ -67,7 +68,7 @@ def roi_delta_l1_loss(student_deltas: Tensor, teacher_deltas: Tensor,
 
 
 @MODELS.register_module()
-class RoIAmplifierLoss(nn.Module):
+class RoIAmplifierLoss(AmplifierLoss):
     """A frozen RoI bbox head amplifies student/teacher feature differences.
 
     The bbox branch of a frozen two-stage detector (the teacher's own RoI
@@ -117,27 +118,12 @@ class RoIAmplifierLoss(nn.Module):
                  cls_weight: float = 0.5,
                  reg_weight: float = 1.0,
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
-        if amplifier not in AMPLIFIERS:
-            raise ValueError(f'amplifier must be one of {AMPLIFIERS}, got '
-                             f'{amplifier!r}')
-        if not (_is_number(temperature) and temperature > 0
-                and math.isfinite(temperature)):
-            raise ValueError('RoIAmplifierLoss.temperature must be a '
-                             f'positive number, got {temperature!r}')
-        for name, value in (('cls_weight', cls_weight),
-                            ('reg_weight', reg_weight),
-                            ('loss_weight', loss_weight)):
-            if not (_is_number(value) and value >= 0):  # NaN fails >= 0
-                raise ValueError(f'RoIAmplifierLoss.{name} must be a '
-                                 f'non-negative number, got {value!r}')
-        self.amplifier = amplifier
-        self.temperature = float(temperature)
-        self.cls_weight = float(cls_weight)
-        self.reg_weight = float(reg_weight)
-        self.loss_weight = float(loss_weight)
-        # bound later by DS2D2Distill; kept out of the submodules on purpose
-        self.__dict__['_head'] = self.__dict__['_transform'] = None
+        super().__init__(amplifier, loss_weight)
+        owner = type(self).__name__
+        self.temperature = check_weight(owner, 'temperature', temperature,
+                                        positive=True)
+        self.cls_weight = check_weight(owner, 'cls_weight', cls_weight)
+        self.reg_weight = check_weight(owner, 'reg_weight', reg_weight)
 
     def bind(self, model: nn.Module,
              feature_transform: Optional[Callable] = None) -> None:
@@ -180,8 +166,7 @@ class RoIAmplifierLoss(nn.Module):
                 'num_classes + 1 logits (background last, loss_cls '
                 'use_sigmoid=False); found loss_cls '
                 f'{type(loss_cls).__name__}')
-        self.__dict__['_head'] = roi_head
-        self.__dict__['_transform'] = feature_transform or (lambda x: x)
+        self._attach(roi_head, feature_transform)
 
     def forward(self, student_feats: Sequence[Tensor],
                 teacher_feats: Sequence[Tensor],
@@ -198,15 +183,7 @@ class RoIAmplifierLoss(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
-        roi_head = self.__dict__['_head']
-        transform = self.__dict__['_transform']
-        if roi_head is None:
-            raise RuntimeError(
-                'RoIAmplifierLoss is not bound to a head: build it through '
-                'DS2D2Distill, which binds the teacher / amplifier heads')
-        if len(student_feats) != len(teacher_feats):
-            raise ValueError(f'student has {len(student_feats)} FPN levels, '
-                             f'the teacher {len(teacher_feats)}')
+        roi_head, transform = self._bound(student_feats, teacher_feats)
         rois = bbox2roi([get_box_tensor(res.priors).detach()
                          for res in sampling_results])
         if rois.shape[0] == 0:
@@ -229,7 +206,3 @@ class RoIAmplifierLoss(nn.Module):
                                      t_out['bbox_pred'].float(), t_logits)
         return self.loss_weight * (self.cls_weight * loss_cls +
                                    self.reg_weight * loss_reg)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
