@@ -21,6 +21,16 @@ class DS2D2Distiller(ConfigurableDistiller):
     as in MMRazor, so other distillation losses can be added beside DS2D2's.
     """
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # decided once, not at every iteration: which losses get the batch
+        self._given_data_samples = {
+            name for name, loss in self.distill_losses.items()
+            if 'data_samples' in signature(loss.forward).parameters
+            and 'data_samples' not in self.loss_forward_mappings.get(
+                name, {})
+        }
+
     def compute_distill_losses(
             self, data_samples: Optional[Sequence] = None
     ) -> Dict[str, Tensor]:
@@ -36,11 +46,9 @@ class DS2D2Distiller(ConfigurableDistiller):
         for loss_name, mappings in self.loss_forward_mappings.items():
             kwargs = {key: self.get_record(**record)
                       for key, record in mappings.items()}
-            loss_module = self.distill_losses[loss_name]
-            if 'data_samples' in signature(loss_module.forward).parameters \
-                    and 'data_samples' not in kwargs:
+            if loss_name in self._given_data_samples:
                 kwargs['data_samples'] = data_samples
-            loss = loss_module(**kwargs)
+            loss = self.distill_losses[loss_name](**kwargs)
             terms = loss if isinstance(loss, dict) else {loss_name: loss}
             for key, value in terms.items():
                 if key in losses:
