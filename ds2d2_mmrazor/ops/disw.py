@@ -1,16 +1,24 @@
-"""Density-Independent Scale Weight (DISW) over horizontal boxes.
+"""Density-Independent Scale Weight (DISW) over horizontal or rotated boxes.
 
 The weight map of DS2D2's explicit stream (arXiv 2512.04413, method doc
 section 2): every ground-truth box spreads a total mass of 1 evenly over the
 wavelet-grid cells it covers, so small objects weigh more per cell,
-overlapping objects add up and background stays at 1. Built vectorised with
-a 2-D difference array, in O(K + h*w) time and memory for K boxes.
+overlapping objects add up and background stays at 1. Both box types are
+turned into cell rectangles (a horizontal box: one; a rotated box: one
+single-row run of cells per grid row) that are added to a 2-D difference
+array in one vectorised scatter, then summed up with two cumulative sums.
 """
 from numbers import Integral, Real
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 import torch
+from mmdet.structures.bbox import BaseBoxes
 from torch import Tensor
+
+BOX_LAYOUTS = {4: '(x1, y1, x2, y2)', 5: '(cx, cy, w, h, theta)'}
+# float64: exact for the scaled coordinates of float16 / float32 boxes, and
+# 1 / A stays representable for any grid (see disw_weights).
+_ACC = torch.float64
 
 
 def _check_hw(name: str, hw: Tuple, integer: bool) -> None:
@@ -23,39 +31,182 @@ def _check_hw(name: str, hw: Tuple, integer: bool) -> None:
             f'{name} must be two positive {what} (height, width), got {hw!r}')
 
 
-def disw_weights(boxes: Sequence[Tensor], grid_hw: Tuple[int, int],
-                 input_hw: Tuple[int, int]) -> Tensor:
+def _box_tensors(boxes: Sequence[Union[Tensor, BaseBoxes]]) -> List[Tensor]:
+    """Plain [K, 4] or [K, 5] tensors, one box layout for the whole batch."""
+    tensors = [b.tensor if isinstance(b, BaseBoxes) else b for b in boxes]
+    for i, b in enumerate(tensors):
+        if not isinstance(b, Tensor) or b.dim() != 2 or \
+                b.shape[1] not in BOX_LAYOUTS:
+            found = tuple(b.shape) if isinstance(b, Tensor) else type(b)
+            quad = isinstance(b, Tensor) and b.dim() == 2 and \
+                b.shape[1] == 8
+            fix = ("quadrilaterals: convert them to rotated boxes in the "
+                   "pipeline with dict(type='ConvertBoxType', "
+                   "box_type_mapping=dict(gt_bboxes='rbox'))" if quad else
+                   'pass an empty [0, 4] tensor for an image without boxes')
+            raise ValueError(
+                f'boxes[{i}] must be a [K, 4] tensor {BOX_LAYOUTS[4]} or a '
+                f'[K, 5] tensor {BOX_LAYOUTS[5]}, got {found}; {fix}')
+    dims = {b.shape[1] for b in tensors if len(b)}
+    if len(dims) > 1:
+        raise ValueError('boxes mix horizontal [K, 4] and rotated [K, 5] '
+                         'boxes in one batch; use one box type')
+    # images without boxes take the batch's layout, whatever theirs
+    dim = dims.pop() if dims else 4
+    return [b if b.shape[1] == dim else b.reshape(0, dim) for b in tensors]
+
+
+def _horizontal_cells(box: Tensor, grid_hw: Tuple[int, int],
+                      input_hw: Tuple[float, float]) -> Tuple[Tensor, ...]:
+    """Covered cell rectangle of each horizontal box, as the release has it.
+
+    Rows ``floor(y1 * h / H) .. ceil(y2 * h / H)`` and columns likewise,
+    inclusive, clipped to the grid. Returns ``(r0, r1, c0, c1, count)`` per
+    box; ``count`` is 0 where the clipped range is empty.
+    """
+    (h, w), (in_h, in_w) = grid_hw, input_hw
+    x1, y1, x2, y2 = box.unbind(dim=1)
+    r0 = torch.floor(y1 * h / in_h).long().clamp(min=0)
+    r1 = torch.ceil(y2 * h / in_h).long().clamp(max=h - 1)
+    c0 = torch.floor(x1 * w / in_w).long().clamp(min=0)
+    c1 = torch.ceil(x2 * w / in_w).long().clamp(max=w - 1)
+    count = (r1 - r0 + 1).clamp(min=0) * (c1 - c0 + 1).clamp(min=0)
+    return r0, r1, c0, c1, count
+
+
+def _interval(alpha: Tensor, beta: Tensor,
+              half: Tensor) -> Tuple[Tensor, Tensor]:
+    """The set of t with ``|alpha * t + beta| <= half``, as [lo, hi]
+    (lo > hi when empty; the whole line when alpha = 0 and |beta| <= half).
+    """
+    inf = torch.full_like(alpha, float('inf'))
+    safe = torch.where(alpha == 0, torch.ones_like(alpha), alpha)
+    a, b = (-half - beta) / safe, (half - beta) / safe
+    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+    inside = beta.abs() <= half
+    lo = torch.where(alpha == 0, torch.where(inside, -inf, inf), lo)
+    hi = torch.where(alpha == 0, torch.where(inside, inf, -inf), hi)
+    return lo, hi
+
+
+def _rotated_cells(box: Tensor, grid_hw: Tuple[int, int],
+                   input_hw: Tuple[float, float]) -> Tuple[Tensor, ...]:
+    """Covered cells of each rotated box, as one run of columns per row.
+
+    A cell is covered when its centre lies in the rotated rectangle (edges
+    included). Per box and grid row, the cell centres of that row inside the
+    rectangle are one run of columns: the row's centre line cut by the two
+    pairs of parallel edges. Only the rows within the box's vertical extent
+    are visited, so the work is proportional to the rows the boxes span.
+
+    Returns:
+        tuple[Tensor, ...]: ``(owner, rows, c0, c1, count)``, one entry per
+        visited (box, row): the box index, the row, the first and last
+        column of the run and its length (0 where the row misses the box).
+    """
+    (h, w), (in_h, in_w) = grid_hw, input_hw
+    cx, cy, bw, bh, theta = box.unbind(dim=1)
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    # rows whose centre (i + 0.5) * H / h is within the box's y extent
+    extent = (bw * sin).abs() / 2 + (bh * cos).abs() / 2
+    r0 = torch.ceil((cy - extent) * (h / in_h) - 0.5).clamp(min=0, max=h)
+    r1 = torch.floor((cy + extent) * (h / in_h) - 0.5).clamp(min=-1,
+                                                               max=h - 1)
+    num_rows = (r1 - r0 + 1).clamp(min=0).long()
+    # one device sync: the number of (box, row) pairs
+    total = int(num_rows.sum())
+    owner = torch.repeat_interleave(
+        torch.arange(len(box), device=box.device), num_rows,
+        output_size=total)
+    first = torch.cumsum(num_rows, dim=0) - num_rows
+    rows = r0.long()[owner] + torch.arange(total, device=box.device) - \
+        first[owner]
+    cx, bw, bh, cos, sin = (v[owner] for v in (cx, bw, bh, cos, sin))
+    dy = (rows.to(box.dtype) + 0.5) * (in_h / h) - cy[owner]
+    # box frame: u = dx cos + dy sin (along w), v = -dx sin + dy cos
+    lo_u, hi_u = _interval(cos, dy * sin, bw / 2)
+    lo_v, hi_v = _interval(-sin, dy * cos, bh / 2)
+    x_lo = cx + torch.maximum(lo_u, lo_v)
+    x_hi = cx + torch.minimum(hi_u, hi_v)
+    # columns j whose centres (j + 0.5) * W / w lie in [x_lo, x_hi]
+    c0 = torch.ceil(x_lo * (w / in_w) - 0.5).clamp(min=0, max=w)
+    c1 = torch.floor(x_hi * (w / in_w) - 0.5).clamp(min=-1, max=w - 1)
+    count = (c1 - c0 + 1).clamp(min=0).long()
+    return owner, rows, c0.long(), c1.long(), count
+
+
+def _scatter(diff: Tensor, img: Tensor, r0: Tensor, r1: Tensor, c0: Tensor,
+             c1: Tensor, value: Tensor) -> None:
+    """Add ``value`` to the cell rectangles [r0..r1] x [c0..c1] of images
+    ``img`` through the difference array ``diff`` [N, h + 1, w + 1].
+    Entries with value 0 may have empty or out-of-grid ranges."""
+    h, w = diff.shape[1] - 1, diff.shape[2] - 1
+    r0, r1 = r0.clamp(0, h - 1), r1.clamp(0, h - 1)
+    c0, c1 = c0.clamp(0, w - 1), c1.clamp(0, w - 1)
+    diff.index_put_(
+        (img.repeat(4), torch.cat([r0, r0, r1 + 1, r1 + 1]),
+         torch.cat([c0, c1 + 1, c0, c1 + 1])),
+        torch.cat([value, -value, -value, value]), accumulate=True)
+
+
+def disw_weights(boxes: Sequence[Union[Tensor, BaseBoxes]],
+                 grid_hw: Tuple[int, int],
+                 input_hw: Tuple[float, float]) -> Tensor:
     """Density-Independent Scale Weight map on a wavelet grid.
 
-    DISW of DS2D2 (`arXiv 2512.04413 <https://arxiv.org/abs/2512.04413>`_),
-    as the authors' release computes it. With ``s_y = h / H`` and
-    ``s_x = w / W``, box k covers the cells with rows
-    ``floor(y1 * s_y) .. ceil(y2 * s_y)`` and columns
-    ``floor(x1 * s_x) .. ceil(x2 * s_x)`` (inclusive), clipped to the grid;
-    ``A_k`` is the number of covered cells after clipping, and
+    DISW of DS2D2 (`arXiv 2512.04413 <https://arxiv.org/abs/2512.04413>`_):
 
-    ``W = 1 + sum over boxes k covering the cell of 1 / A_k``.
+    ``W = 1 + sum over boxes k covering the cell of 1 / A_k``,
 
-    A box whose clipped range is empty (wholly outside the grid, or
-    degenerate with ``x2 < x1`` / ``y2 < y1`` far enough to leave no cell)
-    contributes nothing.
+    with ``A_k`` the number of grid cells box k covers (after clipping to
+    the grid). Which cells a box covers depends on its type:
 
-    Numerics: the scaled coordinates are computed in float64 as
-    ``coord * h / H``; for float16 / float32 coordinates the product is
-    exact and the one division correctly rounded, so ``floor`` / ``ceil``
-    agree with the exact rational ``coord * h / H`` (ties on a grid line
-    included). The difference array is accumulated in float64 and the map
-    returned in float32, whatever the box dtype, so ``1 + 1 / A`` stays
-    above 1 for large boxes (the release's float16 map rounds it to 1 once
-    A > 2048). Float64 needs a device that supports it (CPU, CUDA).
+    - horizontal boxes, [K, 4] ``(x1, y1, x2, y2)``, as the authors' release
+      computes it: with ``s_y = h / H`` and ``s_x = w / W``, rows
+      ``floor(y1 * s_y) .. ceil(y2 * s_y)`` and columns
+      ``floor(x1 * s_x) .. ceil(x2 * s_x)``, inclusive. A box whose clipped
+      range is empty contributes nothing.
+    - rotated boxes, [K, 5] ``(cx, cy, w, h, theta)`` (MMRotate's
+      ``RotatedBoxes``, theta in radians, any angle convention; this
+      project's extension, the release has none): the cells whose centre
+      ``((j + 0.5) W / w, (i + 0.5) H / h)`` lies inside the rotated
+      rectangle, edges included. A box covering no cell centre (smaller
+      than a cell) covers the cell holding its centre, so tiny objects
+      still count; one whose centre is off the grid as well contributes
+      nothing.
+
+    Relation of the two for an axis-aligned box (theta = 0): the rotated
+    rule covers a subset of the horizontal rule's cells, since a cell whose
+    centre is inside the box also meets the box's floor / ceil range. Both
+    give the box a mass of 1 when it lies inside the grid. They differ at
+    the borders: the horizontal rule also counts every cell the box only
+    touches (e.g. a box whose edges lie on grid lines, spanning m x n
+    cells, covers (m + 1) x (n + 1) cells: the ceil row and column beyond
+    it), while the rotated rule counts the m x n cells whose centres it
+    holds. Use rotated boxes with theta = 0 to get the centre rule for
+    horizontal data.
+
+    Runs without a loop over boxes, in O(K + h*w) for horizontal boxes and
+    O(K + R + h*w) for rotated ones, R being the number of grid rows the
+    rotated boxes span in total (about K * (box height / cell height + 1));
+    the rotated path reads R back from the device once.
+
+    Numerics: scaled coordinates and the map are accumulated in float64 and
+    the map is returned in float32, whatever the box dtype, so
+    ``1 + 1 / A`` stays above 1 for large boxes (the release's float16 map
+    rounds it to 1 once A > 2048). For horizontal float16 / float32 boxes
+    ``coord * h / H`` is exact up to one correctly rounded division, so
+    ``floor`` / ``ceil`` agree with the exact rational value (ties on a grid
+    line included). Float64 needs a device that supports it (CPU, CUDA).
 
     Args:
-        boxes (Sequence[Tensor]): Per image, a [K_i, 4] tensor of boxes
-            (x1, y1, x2, y2) in padded-input pixels; K_i may be 0. All on
-            the same device.
+        boxes (Sequence[Tensor | BaseBoxes]): Per image, a [K_i, 4] or
+            [K_i, 5] tensor (or MMDetection ``HorizontalBoxes`` /
+            MMRotate ``RotatedBoxes``) in padded-input pixels; K_i may be 0.
+            One box type for the whole batch, all on one device.
         grid_hw (tuple[int, int]): Wavelet grid size (h, w).
-        input_hw (tuple[int, int]): Padded batch input size (H, W), i.e.
-            ``batch_input_shape``.
+        input_hw (tuple[float, float]): Padded batch input size (H, W),
+            i.e. ``batch_input_shape``.
 
     Returns:
         Tensor: The weight map, shape [N, 1, h, w] with N = ``len(boxes)``,
@@ -63,41 +214,39 @@ def disw_weights(boxes: Sequence[Tensor], grid_hw: Tuple[int, int],
     """
     _check_hw('grid_hw', grid_hw, integer=True)
     _check_hw('input_hw', input_hw, integer=False)
-    for i, b in enumerate(boxes):
-        if not isinstance(b, Tensor) or b.dim() != 2 or b.shape[1] != 4:
-            found = tuple(b.shape) if isinstance(b, Tensor) else type(b)
-            raise ValueError(
-                f'boxes[{i}] must be a [K, 4] tensor (x1, y1, x2, y2), got '
-                f'{found}; pass an empty [0, 4] tensor for an image without '
-                f'boxes')
+    tensors = _box_tensors(boxes)
     h, w = grid_hw
-    in_h, in_w = input_hw
-    n = len(boxes)
-    device = boxes[0].device if n else torch.device('cpu')
-    acc = torch.float64
-    diff = torch.zeros(n, h + 1, w + 1, dtype=acc, device=device)
+    n = len(tensors)
+    device = tensors[0].device if n else torch.device('cpu')
+    diff = torch.zeros(n, h + 1, w + 1, dtype=_ACC, device=device)
     if n:
-        counts = [len(b) for b in boxes]
+        counts = [len(b) for b in tensors]
         # output_size given: no device sync to read the counts back.
         img = torch.repeat_interleave(
             torch.arange(n, device=device),
             torch.tensor(counts, device=device), output_size=sum(counts))
-        x1, y1, x2, y2 = torch.cat(boxes).to(acc).unbind(dim=1)
-        r0 = torch.floor(y1 * h / in_h).long().clamp(min=0)
-        r1 = torch.ceil(y2 * h / in_h).long().clamp(max=h - 1)
-        c0 = torch.floor(x1 * w / in_w).long().clamp(min=0)
-        c1 = torch.ceil(x2 * w / in_w).long().clamp(max=w - 1)
-        rows = r1 - r0 + 1
-        cols = c1 - c0 + 1
-        valid = (rows > 0) & (cols > 0)
-        v = torch.where(valid, 1 / (rows * cols).to(acc),
-                        torch.zeros((), dtype=acc, device=device))
-        # Empty boxes carry v = 0; clamp their indices into the buffer.
-        r0, r1 = r0.clamp(max=h - 1), r1.clamp(min=0)
-        c0, c1 = c0.clamp(max=w - 1), c1.clamp(min=0)
-        diff.index_put_(
-            (img.repeat(4), torch.cat([r0, r0, r1 + 1, r1 + 1]),
-             torch.cat([c0, c1 + 1, c0, c1 + 1])),
-            torch.cat([v, -v, -v, v]), accumulate=True)
+        box = torch.cat(tensors).to(_ACC)
+        zero = torch.zeros((), dtype=_ACC, device=device)
+        if box.shape[1] == 4:
+            r0, r1, c0, c1, area = _horizontal_cells(box, grid_hw, input_hw)
+            value = torch.where(area > 0, 1 / area.clamp(min=1).to(_ACC),
+                                zero)
+            _scatter(diff, img, r0, r1, c0, c1, value)
+        else:
+            owner, rows, c0, c1, count = _rotated_cells(box, grid_hw,
+                                                        input_hw)
+            area = torch.zeros(len(box), dtype=torch.long, device=device)
+            area.index_add_(0, owner, count)
+            value = torch.where(count > 0,
+                                1 / area.clamp(min=1).to(_ACC)[owner], zero)
+            _scatter(diff, img[owner], rows, rows, c0, c1, value)
+            # Boxes between cell centres: the cell holding the centre.
+            cx, cy = box[:, 0], box[:, 1]
+            row = torch.floor(cy * h / input_hw[0]).long()
+            col = torch.floor(cx * w / input_hw[1]).long()
+            on_grid = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+            value = torch.where((area == 0) & on_grid,
+                                torch.ones_like(cx), zero)
+            _scatter(diff, img, row, row, col, col, value)
     mass = diff.cumsum(dim=1).cumsum(dim=2)[:, :h, :w]
     return (1 + mass).to(torch.float32).unsqueeze(1)

@@ -213,7 +213,7 @@ def test_keeps_device():
 
 @pytest.mark.parametrize('bad,found', [
     (torch.zeros(4), r'\(4,\)'), (torch.zeros(0), r'\(0,\)'),
-    (torch.zeros(2, 5), r'\(2, 5\)'), (torch.zeros(1, 2, 4), r'\(1, 2, 4\)'),
+    (torch.zeros(2, 6), r'\(2, 6\)'), (torch.zeros(1, 2, 4), r'\(1, 2, 4\)'),
     ([[0, 0, 1, 1]], 'list')])
 def test_bad_box_shapes(bad, found):
     with pytest.raises(ValueError, match=rf'boxes\[1\] must be a \[K, 4\] '

@@ -9,7 +9,6 @@ from torch import Tensor, nn
 from .amplifier_loss import AmplifierLoss
 
 
-
 def _flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
     """[N, A*K, H, W] per level -> [N, sum(H*W*A), K], in anchor order."""
     return torch.cat([
@@ -31,7 +30,16 @@ class DenseAmplifierLoss(AmplifierLoss):
     - reg: both delta sets decoded with the anchors by the head's own bbox
       coder, ``reg_loss`` (GIoU for horizontal boxes, a Gaussian distance for
       rotated ones) between the boxes, weighted by the teacher's max class
-      probability, summed and divided by ``avg_factor``.
+      probability, summed and divided by ``avg_factor``. The box distance is
+      evaluated in float64: Gaussian distances (MMRotate's ``GDLoss``)
+      invert 2x2 covariances whose determinants cancel catastrophically in
+      float32 for elongated boxes (NaN for a 2828 x 0.36 px box, which an
+      untrained student head decodes); for GIoU it only costs time.
+
+    The same class serves MMDetection's RetinaNet and MMRotate's rotated
+    RetinaNet (``FakeRotatedAnchorGenerator`` + ``DeltaXYWHTRBBoxCoder``):
+    the head's anchors and coder decide the box type, ``reg_loss`` the
+    distance.
 
     Label weights and ``avg_factor`` are the ones the student head's assigner
     produced for its own task loss in the same iteration (recorded, not
@@ -53,7 +61,8 @@ class DenseAmplifierLoss(AmplifierLoss):
 
     def __init__(self,
                  amplifier: str,
-                 cls_loss: dict = dict(type='KDQualityFocalLoss', beta=1.0),
+                 cls_loss: dict = dict(
+                     type='mmrazor.KDQualityFocalLoss', beta=1.0),
                  reg_loss: dict = dict(
                      type='mmdet.GIoULoss', reduction='mean',
                      loss_weight=1.0),
@@ -139,5 +148,6 @@ class DenseAmplifierLoss(AmplifierLoss):
         s_boxes = get_box_tensor(
             head.bbox_coder.decode(anchors, s_reg.reshape(-1, box_dim)))
         loss_reg = self.reg_loss(
-            s_boxes, t_boxes, weight=box_weight, avg_factor=avg_factor)
+            s_boxes.double(), t_boxes.double(), weight=box_weight.double(),
+            avg_factor=avg_factor).to(loss_cls.dtype)
         return self.loss_weight * (loss_cls + loss_reg)

@@ -11,7 +11,6 @@ from .amplifier_loss import AmplifierLoss
 from .utils import check_weight
 
 
-
 def roi_kl_div_loss(student_logits: Tensor, teacher_logits: Tensor,
                     temperature: float) -> Tensor:
     """Temperature-scaled KL divergence, averaged over RoIs.
@@ -34,32 +33,44 @@ def roi_kl_div_loss(student_logits: Tensor, teacher_logits: Tensor,
 
 
 def roi_delta_l1_loss(student_deltas: Tensor, teacher_deltas: Tensor,
-                      teacher_logits: Tensor) -> Tensor:
+                      teacher_logits: Tensor, box_dim: int = 4) -> Tensor:
     """L1 between the deltas of the teacher's top foreground class.
 
     With ``p_t = softmax(z_t)`` (background last), ``c*_r = argmax_{c<C}
     p_t[r, c]`` and ``w_r = p_t[r, c*_r]``:
     ``Σ_r w_r · |d_s[r, c*_r] − d_t[r, c*_r]|_1 / (D · Σ_r w_r)``, 0 when
-    ``Σ_r w_r = 0``.
+    ``Σ_r w_r = 0``. A class-agnostic head has one delta set per RoI, used
+    for every class.
 
     Args:
-        student_deltas (Tensor): [R, C*D] class-specific encoded deltas.
-        teacher_deltas (Tensor): [R, C*D] likewise.
+        student_deltas (Tensor): [R, C*D] class-specific or [R, D]
+            class-agnostic encoded deltas.
+        teacher_deltas (Tensor): Likewise.
         teacher_logits (Tensor): [R, C+1] teacher class logits.
+        box_dim (int): D, the size of one encoded box (4 for horizontal
+            boxes, 5 for rotated ones). Defaults to 4.
 
     Returns:
         Tensor: Scalar loss.
     """
     num_rois, num_classes = teacher_logits.shape[0], \
         teacher_logits.shape[1] - 1
-    box_dim = teacher_deltas.shape[1] // num_classes
+    if student_deltas.shape[1] not in (box_dim, num_classes * box_dim):
+        raise ValueError(
+            f'{student_deltas.shape[1]} deltas per RoI fit neither '
+            f'class-agnostic ({box_dim}) nor class-specific regression '
+            f'({num_classes} classes x {box_dim})')
     with torch.no_grad():
         fg_probs = F.softmax(teacher_logits, dim=1)[:, :num_classes]
         weight, best = fg_probs.max(dim=1)
+    if student_deltas.shape[1] == box_dim:
+        pred, target = student_deltas, teacher_deltas.detach()
+    else:
         index = torch.arange(num_rois, device=best.device)
-        target = teacher_deltas.reshape(num_rois, num_classes,
-                                        box_dim)[index, best]
-    pred = student_deltas.reshape(num_rois, num_classes, box_dim)[index, best]
+        target = teacher_deltas.detach().reshape(num_rois, num_classes,
+                                                 box_dim)[index, best]
+        pred = student_deltas.reshape(num_rois, num_classes,
+                                      box_dim)[index, best]
     total = ((pred - target).abs().sum(dim=1) * weight).sum()
     denominator = box_dim * weight.sum()
     # all weights 0 -> total is exactly 0: divide by 1 instead of by 0
@@ -76,19 +87,24 @@ class RoIAmplifierLoss(AmplifierLoss):
     the student's FPN features and on the teacher's, for the same RoIs; the
     loss compares its predictions (DS2D2, arXiv 2512.04413, Sec. 3). With
     ``z_s, z_t`` the [R, C+1] class logits (background last) and ``d_s,
-    d_t`` the [R, 4C] class-specific encoded deltas:
+    d_t`` the [R, D·C] class-specific encoded deltas (D = 4 for horizontal
+    boxes, 5 for rotated ones; a class-agnostic head's single [R, D] set
+    serves every class):
 
     - cls: ``T² · (1/R) Σ_r Σ_c softmax(z_t/T)·(log_softmax(z_t/T) −
       log_softmax(z_s/T))``, times ``cls_weight``;
     - reg: ``p_t = softmax(z_t)``, ``c*_r`` the teacher's most probable
       foreground class and ``w_r = p_t[r, c*_r]``;
-      ``Σ_r w_r |d_s[r, c*_r] − d_t[r, c*_r]|_1 / (4 Σ_r w_r)`` (0 when all
+      ``Σ_r w_r |d_s[r, c*_r] − d_t[r, c*_r]|_1 / (D Σ_r w_r)`` (0 when all
       ``w_r`` are 0), times ``reg_weight``;
     - the loss is ``loss_weight · (cls + reg)``.
 
     The RoIs are the ones the STUDENT's RoI head sampled for its own task
     loss in the same iteration (recorded, not re-sampled): one sample shared
-    by both models and both amplifiers. The head is bound by the algorithm
+    by both models and both amplifiers. Horizontal RoIs (Faster R-CNN) and
+    rotated ones (MMRotate's Oriented R-CNN, whose ``StandardRoIHead`` pools
+    them with ``RotatedSingleRoIExtractor``) go through the head's own RoI
+    extractor alike. The head is bound by the algorithm
     (see :meth:`bind`) and is not a submodule: it adds no parameters here.
     The teacher-side pass runs under ``no_grad``; gradients reach the student
     only through its features. Everything is computed in float32.
@@ -133,10 +149,10 @@ class RoIAmplifierLoss(AmplifierLoss):
             model (nn.Module): The teacher, or the high-frequency amplifier.
                 Its ``roi_head`` must be an MMDetection ``StandardRoIHead``-
                 like head (``bbox_roi_extractor``, ``bbox_head``,
-                ``_bbox_forward(x, rois)``) whose bbox head regresses
-                class-specific deltas (``reg_class_agnostic=False``) and
-                classifies with a softmax over C+1 logits, background last
-                (as ``Shared2FCBBoxHead`` with ``CrossEntropyLoss``).
+                ``_bbox_forward(x, rois)``) whose bbox head encodes boxes
+                with a ``bbox_coder`` and classifies with a softmax over
+                C+1 logits, background last (as ``Shared2FCBBoxHead`` with
+                ``CrossEntropyLoss``).
             feature_transform (callable, optional): Applied to each model's
                 FPN features before the head (the high-frequency view for
                 the HF amplifier). Identity when None.
@@ -151,12 +167,10 @@ class RoIAmplifierLoss(AmplifierLoss):
                 f'bbox_head, _bbox_forward); {type(model).__name__} has '
                 f'roi_head {type(roi_head).__name__}')
         head = roi_head.bbox_head
-        if getattr(head, 'reg_class_agnostic', True):
+        if not hasattr(getattr(head, 'bbox_coder', None), 'encode_size'):
             raise TypeError(
-                f'{type(head).__name__} must regress class-specific deltas '
-                '(reg_class_agnostic=False) for RoIAmplifierLoss; found '
-                f'reg_class_agnostic='
-                f'{getattr(head, "reg_class_agnostic", None)!r}')
+                f'{type(head).__name__} has no bbox_coder with an '
+                'encode_size: RoIAmplifierLoss compares encoded deltas')
         loss_cls = getattr(head, 'loss_cls', None)
         if getattr(loss_cls, 'use_sigmoid', False) or \
                 getattr(head, 'custom_cls_channels', False) or \
@@ -202,7 +216,8 @@ class RoIAmplifierLoss(AmplifierLoss):
                 f'num_classes + 1 = {num_classes + 1}')
 
         loss_cls = roi_kl_div_loss(s_logits, t_logits, self.temperature)
-        loss_reg = roi_delta_l1_loss(s_out['bbox_pred'].float(),
-                                     t_out['bbox_pred'].float(), t_logits)
+        loss_reg = roi_delta_l1_loss(
+            s_out['bbox_pred'].float(), t_out['bbox_pred'].float(), t_logits,
+            roi_head.bbox_head.bbox_coder.encode_size)
         return self.loss_weight * (self.cls_weight * loss_cls +
                                    self.reg_weight * loss_reg)

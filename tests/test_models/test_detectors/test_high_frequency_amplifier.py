@@ -204,3 +204,37 @@ def test_pickles_as_its_own_class(detector_cfg, plain):
     for (key, a), b in zip(model.state_dict().items(),
                            again.state_dict().values()):
         assert torch.equal(a, b), key
+
+
+def test_rotated_retinanet_amplifier_trains_its_head_on_hf_features():
+    from mmrotate.registry import MODELS as ROT_MODELS
+    from mmrotate.testing import demo_mm_inputs as rotated_inputs
+    from mmrotate.utils import register_all_modules as register_rotated
+    register_rotated(init_default_scope=False)
+    cfg = shrink_dense_detector(upstream_config(
+        'mmrotate::rotated_retinanet/'
+        'rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py').model)
+    torch.manual_seed(0)
+    plain = ROT_MODELS.build(dict(copy.deepcopy(cfg), _scope_='mmrotate'))
+    plain.init_weights()
+    # in MMRotate's scope, as the rotated configs build it
+    model = ROT_MODELS.build(dict(type='mmdet.HighFrequencyAmplifier',
+                                  _scope_='mmrotate', detector=cfg))
+    assert type(model).__name__ == 'HighFrequencyRetinaNet'
+    model.load_state_dict(plain.state_dict())
+    data = rotated_inputs(batch_size=2, image_shapes=(3, 64, 64),
+                          num_items=[3, 2], num_classes=3, use_box_type=True)
+    data = model.data_preprocessor(data, True)
+    plain.eval()
+    model.train()  # backbone and neck stay in eval
+    with torch.no_grad():
+        want = [high_frequency(f) for f in plain.extract_feat(data['inputs'])]
+    for got, exp in zip(model.extract_feat(data['inputs']), want):
+        torch.testing.assert_close(got, exp)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    total = sum(sum(v) for v in losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert sum(p.grad.abs().sum() for p in model.bbox_head.parameters()) > 0
+    assert all(p.grad is None for p in model.backbone.parameters())
+    assert all(p.grad is None for p in model.neck.parameters())

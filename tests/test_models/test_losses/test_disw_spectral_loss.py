@@ -259,3 +259,27 @@ def test_bad_weight_rejected_at_construction(name, value):
     with pytest.raises(ValueError, match=name):
         MODELS.build(
             dict(type='DISWSpectralLoss', _scope_='mmrazor', **{name: value}))
+
+
+def test_rotated_ground_truth_uses_the_cell_centre_rule():
+    from mmrotate.structures.bbox import RotatedBoxes
+
+    # bands grid 3 x 4 over the 24 x 40 input: cell centres at y 4, 12, 20
+    # and x 5, 15, 25, 35.
+    rotated = [[15.0, 12.0, 12.0, 10.0, 0.0],  # holds centre (12, 15) only
+               [30.0, 12.0, 20.0, 12.0, math.pi / 2]]  # y 2..22, x 24..36
+    samples = data_samples()
+    samples[0].gt_instances = InstanceData(
+        bboxes=RotatedBoxes(torch.tensor(rotated)),
+        labels=torch.zeros(2, dtype=torch.long))
+    weight = np.ones((2, 1, 3, 4))
+    weight[0, 0, 1, 1] += 1
+    weight[0, 0, 0:3, 2:4] += 1 / 6
+    s_maps, t_maps = maps(0), maps(1)
+    (s_low, s_high), (t_low, t_high) = pywt_bands(s_maps), pywt_bands(t_maps)
+    exp_low = np.mean(weight * (s_low - t_low)**2)
+    exp_high = np.mean(weight[:, :, None] * (s_high - t_high)**2)
+    out = build()([as_torch(pywt_bands(s_maps))],
+                  [as_torch(pywt_bands(t_maps))], samples)
+    np.testing.assert_allclose(out['loss_low'].item(), exp_low, rtol=1e-5)
+    np.testing.assert_allclose(out['loss_high'].item(), exp_high, rtol=1e-5)

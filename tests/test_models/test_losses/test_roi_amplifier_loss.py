@@ -261,10 +261,29 @@ def test_unbound_loss_raises(setup):
         run(build(), setup)
 
 
-def test_class_agnostic_head_is_rejected():
-    model = build_detector(0, reg_class_agnostic=True)
-    with pytest.raises(TypeError, match='reg_class_agnostic'):
-        build().bind(model)
+def test_class_agnostic_head_uses_its_one_delta_set(setup):
+    model = build_detector(2, reg_class_agnostic=True)
+    model.eval()
+    model.requires_grad_(False)
+    loss = build(cls_weight=0)
+    loss.bind(model)
+    value = run(loss, setup)
+    rois = bbox2roi([r.priors for r in setup['sampling_results']])
+    with torch.no_grad():
+        s = model.roi_head._bbox_forward(setup['s_feats'], rois)
+        t = model.roi_head._bbox_forward(setup['t_feats'], rois)
+    d_s, d_t = s['bbox_pred'].double(), t['bbox_pred'].double()
+    z_t = t['cls_score'].double()
+    assert d_s.shape[1] == 4
+    numerator, weights = 0.0, 0.0
+    for r in range(z_t.shape[0]):
+        w = torch.softmax(z_t[r], dim=0)[:NUM_CLASSES].max()
+        numerator += w * (d_s[r] - d_t[r]).abs().sum()
+        weights += w
+    expected = numerator / (4 * weights)
+    assert expected.item() > 0
+    torch.testing.assert_close(value.double(), expected, rtol=1e-5,
+                               atol=1e-8)
 
 
 def test_sigmoid_head_is_rejected():
