@@ -1,15 +1,17 @@
 """The DS2D2 distillation algorithm (stage 3 of the recipe)."""
 import os.path as osp
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
-from mmengine.runner import load_checkpoint
 from mmrazor.models.algorithms import SingleTeacherDistill
 from mmrazor.models.utils import add_prefix
 from mmrazor.registry import MODELS
 from torch import Tensor, nn
+
+from ...utils import load_stage_checkpoint
+from ..architectures.connectors import WaveletConnector
 
 STAGES = dict(
     teacher_ckpt='train the teacher first (stage 1, e.g. '
@@ -17,6 +19,13 @@ STAGES = dict(
     amplifier_ckpt='train the high-frequency amplifier first (stage 2, e.g. '
     '`python tools/train.py '
     'configs/ds2d2_amplifier_retinanet_r101_fpn_2x_dior.py`)')
+
+
+def fpn_shape(model: nn.Module) -> Tuple[Optional[int], Optional[int]]:
+    """(channels, levels) of a detector's FPN-like neck, None if unknown."""
+    neck = getattr(model, 'neck', None)
+    return (getattr(neck, 'out_channels', None),
+            getattr(neck, 'num_outs', None))
 
 
 def check_checkpoint(field: str, path: Optional[str]) -> None:
@@ -68,19 +77,72 @@ class DS2D2Distill(SingleTeacherDistill):
         check_checkpoint('teacher_ckpt', teacher_ckpt)
         if amplifier is not None:
             check_checkpoint('amplifier_ckpt', amplifier_ckpt)
-        super().__init__(teacher_ckpt=teacher_ckpt, **kwargs)
+        # the teacher checkpoint is loaded below, strictly
+        super().__init__(teacher_ckpt=None, **kwargs)
+        if teacher_ckpt:
+            load_stage_checkpoint(self.teacher, teacher_ckpt,
+                                  'model.teacher_ckpt', 'teacher')
+            self.teacher._is_init = True  # keep the loaded weights
 
         self.amplifier: Optional[nn.Module] = None
         if amplifier is not None:
             if isinstance(amplifier, dict):
                 amplifier = MODELS.build(amplifier)
             if amplifier_ckpt:
-                load_checkpoint(amplifier, amplifier_ckpt, map_location='cpu')
-                amplifier._is_init = True  # keep the loaded weights
+                load_stage_checkpoint(amplifier, amplifier_ckpt,
+                                      'model.amplifier_ckpt',
+                                      'high-frequency amplifier')
+                amplifier._is_init = True
             amplifier.requires_grad_(False)
             self.amplifier = amplifier
         self.teacher.requires_grad_(False)
+        self._check_feature_shapes()
         self._bind_amplifier_losses()
+
+    def _check_feature_shapes(self) -> None:
+        """Fail before training when student and teacher FPN features cannot
+        be compared: level counts differ; channels differ where no adapter
+        maps them (the amplifier heads take student features as they are);
+        an adapter that does not fit its side."""
+        s_channels, s_levels = fpn_shape(self.student)
+        t_channels, t_levels = fpn_shape(self.teacher)
+        if s_levels and t_levels and s_levels != t_levels:
+            raise ValueError(
+                f'the student FPN has {s_levels} levels '
+                f'(architecture.neck.num_outs), the teacher {t_levels} '
+                '(teacher.neck.num_outs): DS2D2 compares them level by '
+                f'level; set architecture.neck.num_outs={t_levels}')
+        if not (s_channels and t_channels):
+            return
+        if s_channels != t_channels and \
+                any(True for _ in self.distiller.bindable_losses()):
+            raise ValueError(
+                f'the student FPN has {s_channels} channels '
+                f'(architecture.neck.out_channels), the teacher '
+                f'{t_channels} (teacher.neck.out_channels): the amplifier '
+                "losses run the teacher's heads on the student's features, "
+                f'so set architecture.neck.out_channels={t_channels}')
+        for loss_name, mapping in self.distiller.loss_forward_mappings.items():
+            for record in mapping.values():
+                name = record.get('connector')
+                connector = self.distiller.connectors[name] if name else None
+                if not isinstance(connector, WaveletConnector):
+                    continue
+                side, channels = ('student', s_channels) \
+                    if record['from_student'] else ('teacher', t_channels)
+                field = f'model.distiller.connectors.{name}'
+                if connector.in_channels not in (None, channels):
+                    raise ValueError(
+                        f'{field}.in_channels is {connector.in_channels} but '
+                        f'the {side} FPN has {channels} channels: set '
+                        f'in_channels={channels}')
+                out = connector.out_channels or channels
+                if out != t_channels:
+                    raise ValueError(
+                        f'{loss_name} compares {out}-channel {side} bands '
+                        f'(from {field}) with {t_channels}-channel teacher '
+                        f'bands: give {field} a 1x1 adapter, '
+                        f'in_channels={channels}, out_channels={t_channels}')
 
     def _bind_amplifier_losses(self) -> None:
         for loss in self.distiller.bindable_losses():

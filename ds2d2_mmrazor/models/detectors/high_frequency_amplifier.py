@@ -8,6 +8,7 @@ from mmdet.registry import MODELS
 from torch import Tensor, nn
 
 from ...ops import dwt2d, high_frequency
+from ...utils import load_stage_checkpoint
 
 
 class HighFrequencyMixin:
@@ -65,8 +66,11 @@ def HighFrequencyAmplifier(detector: dict,
     becomes an instance of ``HighFrequency<Detector>``: the same modules and
     state-dict keys, so the teacher's checkpoint loads into it and its own
     checkpoint loads into the distiller. Backbone and neck are frozen; with
-    ``teacher_ckpt`` the whole model is initialised from the teacher (the
-    backbone's ImageNet ``init_cfg`` is dropped: nothing is downloaded).
+    ``teacher_ckpt`` the whole model is loaded from the teacher's checkpoint
+    when built, which must fit it exactly (see
+    :func:`~ds2d2_mmrazor.utils.load_stage_checkpoint`), and
+    ``init_weights`` leaves it alone: the backbone's ImageNet ``init_cfg``
+    is not applied, nothing is downloaded.
 
     Works for any MMDetection / MMRotate detector with ``extract_feat``
     (single-stage and two-stage); use ``type='mmdet.HighFrequencyAmplifier'``
@@ -81,18 +85,17 @@ def HighFrequencyAmplifier(detector: dict,
         nn.Module: The amplifier detector.
     """
     dwt2d(torch.zeros(1, 1, 2, 2), wavelet)  # a bad wavelet name fails here
-    detector = detector.copy()
-    if teacher_ckpt is not None:
-        if not osp.isfile(teacher_ckpt):
-            raise FileNotFoundError(
-                f'HighFrequencyAmplifier teacher_ckpt {teacher_ckpt!r} not '
-                'found: train the teacher first (stage 1), or point to it '
-                'with --cfg-options model.teacher_ckpt=PATH')
-        backbone = dict(detector['backbone'])
-        backbone['init_cfg'] = None
-        detector['backbone'] = backbone
-        detector['init_cfg'] = dict(type='Pretrained', checkpoint=teacher_ckpt)
+    if teacher_ckpt is not None and not osp.isfile(teacher_ckpt):
+        raise FileNotFoundError(
+            f'HighFrequencyAmplifier teacher_ckpt {teacher_ckpt!r} not '
+            'found: train the teacher first (stage 1), or point to it '
+            'with --cfg-options model.teacher_ckpt=PATH')
     model = MODELS.build(detector)
+    if teacher_ckpt is not None:
+        load_stage_checkpoint(model, teacher_ckpt, 'model.teacher_ckpt',
+                              'teacher architecture')
+        # initialised: init_weights (ImageNet init_cfg included) is skipped
+        model._is_init = True
     model.__class__ = high_frequency_class(type(model))
     model.hf_wavelet = wavelet
     for part in model.frozen_parts():

@@ -174,18 +174,28 @@ def test_init_from_teacher_ckpt(detector_cfg, plain, tmp_path, no_download):
     cfg = copy.deepcopy(detector_cfg)
     cfg.backbone.init_cfg = IMAGENET
     model = build(cfg, teacher_ckpt=path)
-    # the ImageNet init is dropped (mmdet's ResNet falls back to its
-    # default random init, overwritten by the teacher's weights below)
-    assert 'Pretrained' not in str(model.backbone.init_cfg)
-    assert model.init_cfg == dict(type='Pretrained', checkpoint=path)
-    # the caller's cfg is untouched
-    assert cfg.backbone.init_cfg == IMAGENET and 'init_cfg' not in cfg
-    model.init_weights()
     teacher = plain.state_dict()
-    weights = model.state_dict()
-    assert list(weights) == list(teacher)
-    for key, value in teacher.items():
-        assert torch.equal(weights[key], value), key
+    # loaded when built; init_weights (the Runner calls it) changes nothing
+    # and downloads nothing (no_download would raise)
+    for _ in range(2):
+        weights = model.state_dict()
+        assert list(weights) == list(teacher)
+        for key, value in teacher.items():
+            assert torch.equal(weights[key], value), key
+        model.init_weights()
+    assert cfg.backbone.init_cfg == IMAGENET  # the caller's cfg untouched
+
+
+def test_teacher_ckpt_of_another_architecture_rejected(detector_cfg,
+                                                       tmp_path):
+    other = copy.deepcopy(detector_cfg)
+    other.bbox_head.num_classes = 7
+    path = str(tmp_path / 'other.pth')
+    torch.save({'state_dict': MODELS.build(other).state_dict()}, path)
+    with pytest.raises(ValueError, match=r"model.teacher_ckpt '.*other.pth' "
+                       r'does not fit the teacher architecture .*shape '
+                       r'mismatches, e.g. bbox_head.retina_cls'):
+        build(detector_cfg, teacher_ckpt=path)
 
 
 @pytest.mark.parametrize('wavelet', ['nope', 'db99'])

@@ -54,6 +54,18 @@ class WaveletConnector(BaseConnector):
                 nn.Conv2d(in_channels, out_channels, 1, bias=False)
                 for _ in range(1 if shared else num_levels))
 
+    @property
+    def in_channels(self) -> Optional[int]:
+        """Channels the adapter takes (None: no adapter)."""
+        return None if self.adapters is None else \
+            self.adapters[0].in_channels
+
+    @property
+    def out_channels(self) -> Optional[int]:
+        """Channels the adapter gives (None: no adapter)."""
+        return None if self.adapters is None else \
+            self.adapters[0].out_channels
+
     def forward_train(
             self, feature: Union[Tensor, Sequence[Tensor]]) -> List[Bands]:
         """Return ``[(low [N,C,h,w], high [N,C,3,h,w]), ...]`` per level.

@@ -1,0 +1,91 @@
+"""Load the checkpoint of an earlier DS2D2 stage, strictly and clearly."""
+import re
+from typing import Dict, List
+
+from mmengine.runner import CheckpointLoader
+from torch import Tensor, nn
+
+# BatchNorm's batch counters are not weights: checkpoints written by other
+# tools may drop them; they are never required.
+TOLERATED = re.compile(r'(^|\.)num_batches_tracked$')
+SHOWN = 3  # keys quoted per kind of problem
+
+
+def _parts(keys) -> List[str]:
+    return sorted({k.split('.', 1)[0] for k in keys})
+
+
+def _quote(keys: List[str]) -> str:
+    more = f', ... ({len(keys)} in all)' if len(keys) > SHOWN else ''
+    return ', '.join(keys[:SHOWN]) + more
+
+
+def stage_state_dict(path: str) -> Dict[str, Tensor]:
+    """The model weights of an MMEngine checkpoint (``state_dict`` entry, or
+    the whole file for a bare state dict), loaded weights-only, without a
+    DDP ``module.`` prefix."""
+    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint)
+    return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+
+
+def load_stage_checkpoint(model: nn.Module, path: str, field: str,
+                          role: str) -> None:
+    """Load ``path`` into ``model`` if, and only if, it is a checkpoint of
+    that very architecture; otherwise raise, saying what does not fit.
+
+    Keys and shapes must match exactly, except BatchNorm
+    ``num_batches_tracked`` counters (tolerated when missing or extra).
+    Recognised mistakes get a specific hint: a DS2D2Distill (stage 3)
+    checkpoint, a checkpoint of another detector type (different top-level
+    parts, e.g. ``roi_head`` instead of ``bbox_head``), and one of another
+    size (shape mismatches: depth, channels, ``num_classes``).
+
+    Args:
+        model (nn.Module): The teacher or the high-frequency amplifier.
+        path (str): Checkpoint file.
+        field (str): Config field that gave ``path``, for the message
+            (e.g. 'model.teacher_ckpt').
+        role (str): What ``model`` is, for the message (e.g. 'teacher').
+
+    Raises:
+        ValueError: If the checkpoint does not fit ``model``.
+    """
+    state = stage_state_dict(path)
+    own = model.state_dict()
+    missing = sorted(k for k in own.keys() - state.keys()
+                     if not TOLERATED.search(k))
+    unexpected = sorted(k for k in state.keys() - own.keys()
+                        if not TOLERATED.search(k))
+    wrong_shape = sorted(k for k in own.keys() & state.keys()
+                         if own[k].shape != state[k].shape)
+    if not (missing or unexpected or wrong_shape):
+        model.load_state_dict(state, strict=False)  # only counters differ
+        return
+    what = f'{field} {path!r} does not fit the {role} ' \
+        f'({type(model).__name__})'
+    if state and all(k.startswith(('architecture.', 'teacher.',
+                                   'distiller.', 'amplifier.'))
+                     for k in state):
+        raise ValueError(
+            f'{what}: it is a DS2D2Distill (stage 3) checkpoint. Give the '
+            f'{role}\'s own checkpoint (stage 1 for the teacher, stage 2 for '
+            'the amplifier)')
+    problems = []
+    if missing:
+        problems.append(f'missing keys: {_quote(missing)}')
+    if unexpected:
+        problems.append(f'unexpected keys: {_quote(unexpected)}')
+    if wrong_shape:
+        k = wrong_shape[0]
+        problems.append(
+            f'{len(wrong_shape)} shape mismatches, e.g. {k}: checkpoint '
+            f'{list(state[k].shape)}, {role} {list(own[k].shape)} (another '
+            'depth, width or num_classes?)')
+    hint = ''
+    if _parts(state) != _parts(own):
+        hint = (f' The checkpoint has the parts {_parts(state)}, the {role} '
+                f'{_parts(own)}: it belongs to another detector type.')
+    raise ValueError(
+        f'{what}: ' + '; '.join(problems) + '.' + hint +
+        f' Point {field} to a checkpoint trained with the {role}\'s config.')
