@@ -4,14 +4,15 @@ Importing this package (e.g. through ``custom_imports`` in a config) makes
 MMEngine Runner checkpoints loadable on torch >= 2.6 with weights-only
 loading kept on, and registers this package's modules: the distillation
 algorithm, distiller, connector and losses in MMRazor's registry, the
-high-frequency amplifier detector, the DIOR dataset and its packing
-transform in MMDetection's, the DIOR-R and DOTA datasets in MMRotate's.
+high-frequency amplifier detector, the DIOR dataset, its packing
+transform and the StopOnInvalidLossHook in MMDetection's, the DIOR-R and
+DOTA datasets in MMRotate's.
 """
 from .utils import allow_runner_checkpoints
 from .version import __version__
 
 allow_runner_checkpoints()
 
-from . import datasets, models, ops  # noqa: E402,F401  (registers modules)
+from . import datasets, engine, models, ops  # noqa: E402,F401  (registers)
 
 __all__ = ['__version__', 'allow_runner_checkpoints']

@@ -1,0 +1,3 @@
+from .stop_on_invalid_loss_hook import StopOnInvalidLossHook
+
+__all__ = ['StopOnInvalidLossHook']
