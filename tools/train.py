@@ -12,6 +12,7 @@ import os.path as osp
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.device import get_device
 from mmengine.runner import Runner
 
 import ds2d2_mmrazor  # noqa: F401  (registers modules, allows checkpoints)
@@ -50,6 +51,10 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
+        if get_device() == 'cpu':
+            raise ValueError(
+                '--amp needs a GPU (or NPU / MLU / MUSA): MMEngine\'s '
+                'AmpOptimWrapper does not run on CPU; train without --amp')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
