@@ -1,4 +1,5 @@
 """Load the checkpoint of an earlier DS2D2 stage, strictly and clearly."""
+import pickle
 import re
 from typing import Dict, List
 
@@ -20,11 +21,30 @@ def _quote(keys: List[str]) -> str:
     return ', '.join(keys[:SHOWN]) + more
 
 
-def stage_state_dict(path: str) -> Dict[str, Tensor]:
+def stage_state_dict(path: str, field: str = 'checkpoint') -> Dict[str,
+                                                                   Tensor]:
     """The model weights of an MMEngine checkpoint (``state_dict`` entry, or
     the whole file for a bare state dict), loaded weights-only, without a
-    DDP ``module.`` prefix."""
-    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    DDP ``module.`` prefix.
+
+    Raises:
+        ValueError: If unpickling the file would need anything beyond
+            tensors and the allow-listed MMEngine globals (the file is not
+            loaded: it could run code).
+    """
+    try:
+        checkpoint = CheckpointLoader.load_checkpoint(path,
+                                                      map_location='cpu')
+    except pickle.UnpicklingError as error:
+        found = re.search(r'GLOBAL ([\w.]+)|global: ([\w.]+)', str(error))
+        what = next(g for g in found.groups() if g) if found else 'objects'
+        raise ValueError(
+            f'{field} {path!r} was refused and not loaded: unpickling it '
+            f'needs {what}, beyond the tensors and MMEngine records a '
+            'checkpoint holds, so it could run arbitrary code. Use a '
+            'checkpoint written by MMEngine\'s Runner (tools/train.py), '
+            'or, if you trust the file, re-save its state_dict as plain '
+            'tensors') from error
     state = checkpoint.get('state_dict', checkpoint)
     return {re.sub(r'^module\.', '', k): v for k, v in state.items()}
 
@@ -49,9 +69,10 @@ def load_stage_checkpoint(model: nn.Module, path: str, field: str,
         role (str): What ``model`` is, for the message (e.g. 'teacher').
 
     Raises:
-        ValueError: If the checkpoint does not fit ``model``.
+        ValueError: If the checkpoint does not fit ``model``, or would need
+            arbitrary code to unpickle.
     """
-    state = stage_state_dict(path)
+    state = stage_state_dict(path, field)
     own = model.state_dict()
     missing = sorted(k for k in own.keys() - state.keys()
                      if not TOLERATED.search(k))

@@ -160,3 +160,27 @@ def test_bad_wavelet_and_weights(algo_cfg, field, value, match):
         cfg.distiller.distill_losses.loss_spectral[field] = value
     with pytest.raises(ValueError, match=match):
         MODELS.build(cfg)
+
+
+class _Payload:
+    """Unpickles as os.system(...): arbitrary code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f'touch {self.marker}', )
+
+
+def test_checkpoint_needing_code_is_refused_not_run(algo_cfg, tmp_path):
+    marker = tmp_path / 'executed'
+    path = str(tmp_path / 'evil.pth')
+    torch.save({'state_dict': {'x': _Payload(marker)}}, path)
+    with pytest.raises(ValueError) as info:
+        build(algo_cfg, teacher_ckpt=path)
+    msg = str(info.value)
+    assert msg.startswith(f"model.teacher_ckpt '{path}' was refused and "
+                          'not loaded: unpickling it needs posix.system')
+    assert 'could run arbitrary code' in msg
+    assert not marker.exists()
