@@ -1,15 +1,14 @@
-"""Tiny variants of this repository's DIOR configs, for CPU demos and tests.
+"""Tiny variants of this repository's configs, for CPU demos and tests.
 
 The same recipe code runs (datasets, stages, losses, evaluation); only the
 sizes change: narrow ResNet-18 backbones without ImageNet weights, a narrow
 FPN and head, small images, few epochs. ``make demo`` and the test suite
-both build their configs with :func:`tiny_dior_config`.
+both build their configs with :func:`tiny_config`.
 """
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
-
-from .datasets.dior import DIOR_CLASSES
+from mmengine.registry import DATASETS
 
 
 def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
@@ -52,35 +51,71 @@ def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
     return model
 
 
-def tiny_dior_config(config: str,
-                     data_root: str,
-                     work_dir: str,
-                     image_size: int = 64,
-                     max_epochs: int = 1,
-                     classes: Optional[Sequence[str]] = None,
-                     teacher_width: int = 16,
-                     student_width: int = 8,
-                     channels: int = 16,
-                     batch_size: int = 2,
-                     lr: Optional[float] = None) -> Config:
-    """A repository DIOR config, made tiny for a CPU.
+def dataset_classes(dataset: ConfigDict,
+                    default_scope: Optional[str] = None) -> Tuple[str, ...]:
+    """The classes a dataset config yields, without reading any data.
+
+    Those of its ``metainfo`` if it sets them, otherwise its class's
+    ``METAINFO`` (e.g. DIOR's 20 or DOTA's 15); for a ``ConcatDataset``,
+    those of its first dataset.
+
+    Args:
+        dataset (ConfigDict): A dataset config.
+        default_scope (str, optional): Registry scope of its type when it
+            names none (``_scope_`` or a ``scope.`` prefix), e.g. the
+            config's ``default_scope``.
+
+    Returns:
+        tuple[str]: The class names, in label order.
+    """
+    dataset = dataset.get('datasets', [dataset])[0]
+    classes = dataset.get('metainfo', {}).get('classes')
+    if classes is None:
+        name = dataset.type
+        scope = dataset.get('_scope_', default_scope)
+        if '.' not in name and scope is not None:
+            name = f'{scope}.{name}'
+        dataset_class = DATASETS.get(name)
+        if dataset_class is None:
+            raise KeyError(
+                f'dataset type {name!r} is not registered: import the '
+                'package that defines it, or give the classes')
+        classes = dataset_class.METAINFO['classes']
+    return tuple(classes)
+
+
+def tiny_config(config: str,
+                data_root: str,
+                work_dir: str,
+                image_size: int = 64,
+                max_epochs: int = 1,
+                classes: Optional[Sequence[str]] = None,
+                teacher_width: int = 16,
+                student_width: int = 8,
+                channels: int = 16,
+                batch_size: int = 2,
+                lr: Optional[float] = None) -> Config:
+    """A repository config, made tiny for a CPU.
 
     Works for every stage: a plain detector config (teacher or baseline
     student), the high-frequency amplifier, ``DS2D2Distill`` and MMRazor's
-    ``FpnTeacherDistill`` (the peer baselines). Teacher-side models (the
-    repository's ResNet-101 detectors) get ``teacher_width``, students
-    (ResNet-18) ``student_width``; all FPNs have ``channels`` channels, so
-    student and teacher features match.
+    ``FpnTeacherDistill`` (the peer baselines); for MMDetection (DIOR, DOTA
+    as COCO json) and MMRotate (DIOR-R, DOTA split patches) configs.
+    Teacher-side models (the repository's ResNet-101 detectors) get
+    ``teacher_width``, students (ResNet-18) ``student_width``; all FPNs have
+    ``channels`` channels, so student and teacher features match.
 
     Args:
         config (str): Path of a config in ``configs/``.
-        data_root (str): A DIOR-layout folder (e.g. from
-            ``tools/make_synthetic_dior.py``), ending with '/'.
+        data_root (str): The dataset folder, ending with '/': DIOR's layout
+            (e.g. from ``tools/make_synthetic_dior.py``) for DIOR and DIOR-R,
+            ``train/`` and ``val/`` split patches for DOTA. DOTA patches
+            must be ``image_size`` square (their ``img_shape``).
         work_dir (str): Where the run writes logs and checkpoints.
         image_size (int): Images are resized to this square size.
         max_epochs (int): Training epochs; evaluation runs at the end.
         classes (Sequence[str], optional): Dataset classes (default: all of
-            DIOR's). The heads get as many outputs.
+            the dataset's). The heads get as many outputs.
         teacher_width (int): ResNet base width of teacher-side models.
         student_width (int): ResNet base width of the student.
         channels (int): FPN / head channels of every model.
@@ -91,6 +126,8 @@ def tiny_dior_config(config: str,
         Config: The tiny config, ready for ``Runner.from_cfg``.
     """
     cfg = Config.fromfile(config)
+    num_classes = len(classes if classes is not None else dataset_classes(
+        cfg.train_dataloader.dataset, cfg.get('default_scope')))
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         loader.update(batch_size=batch_size, num_workers=0,
                       persistent_workers=False)
@@ -99,11 +136,13 @@ def tiny_dior_config(config: str,
             split.data_root = data_root
             if classes is not None:
                 split.metainfo = dict(classes=tuple(classes))
+            if 'img_shape' in split:  # DOTA patches: their (fixed) size
+                split.img_shape = (image_size, image_size)
             for step in split.pipeline:
-                if step.type == 'Resize':
+                # 'Resize' in MMDetection's scope, 'mmdet.Resize' elsewhere
+                if step.type.split('.')[-1] == 'Resize':
                     step.scale = (image_size, image_size)
     cfg.test_dataloader = cfg.val_dataloader
-    num_classes = len(classes if classes is not None else DIOR_CLASSES)
     cfg.train_cfg.update(max_epochs=max_epochs, val_interval=max_epochs)
     # the schedule's milestones and warm-up, scaled to the short run
     for scheduler in cfg.param_scheduler:
@@ -139,7 +178,7 @@ def tiny_dior_config(config: str,
     else:  # a detector, or the high-frequency amplifier of one
         evaluated = shrink(model.get('detector', model))
     # keep low-score detections of briefly trained models, so that the
-    # COCO evaluation has something to score
+    # evaluation (COCO AP, DOTA mAP) has something to score
     test_cfg = evaluated.test_cfg.get('rcnn', evaluated.test_cfg)
     test_cfg.update(score_thr=0.0, max_per_img=100)
     return cfg

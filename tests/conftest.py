@@ -94,8 +94,54 @@ def make_dior(root, num_trainval: int = 4, num_test: int = 2,
     return root
 
 
-def tiny_dior_config(config: str, data_root: str, work_dir: str) -> Config:
+def make_dota_split(root: str, patches: dict, split: str = 'train',
+                    size: int = 64) -> str:
+    """Write DOTA v1.0 split patches as MMRotate's img_split does.
+
+    ``root/split/images/<id>.png`` (grey, each annotated quadrilateral
+    filled in its class's colour) and ``root/split/annfiles/<id>.txt``.
+
+    Args:
+        root (str): The split root (e.g. ``.../split_ss_dota``).
+        patches (dict): Patch id -> its annotation lines (``x1 y1 ... x4
+            y4 class difficulty``), written as given: tests also write
+            malformed lines, which are simply not drawn.
+        split (str): Sub-folder, e.g. 'train' or 'val'.
+        size (int): Side of the square patches.
+
+    Returns:
+        str: ``root``.
+    """
+    import os
+
+    import cv2
+    import mmcv
+    import numpy as np
+
+    from ds2d2_mmrazor.datasets import DOTA_CLASSES
+
+    for sub in ('images', 'annfiles'):
+        os.makedirs(osp.join(root, split, sub), exist_ok=True)
+    for patch_id, lines in patches.items():
+        img = np.full((size, size, 3), 100, np.uint8)
+        for line in lines:
+            fields = line.split()
+            try:
+                corners = np.array(fields[:8], np.float64).reshape(4, 2)
+                label = DOTA_CLASSES.index(fields[8])
+            except (ValueError, IndexError):
+                continue
+            cv2.fillPoly(img, [np.round(corners).astype(np.int32)],
+                         (40 + 13 * label, 220 - 11 * label, 60))
+        mmcv.imwrite(img, osp.join(root, split, 'images', f'{patch_id}.png'))
+        with open(osp.join(root, split, 'annfiles', f'{patch_id}.txt'),
+                  'w') as f:
+            f.write(''.join(line + '\n' for line in lines))
+    return root
+
+
+def tiny_config(config: str, data_root: str, work_dir: str) -> Config:
     """A repository config, made tiny for CPU tests: the generated DIOR
     data at 64x64, one epoch, tiny models without pretrained weights."""
-    return tiny.tiny_dior_config(config, data_root, work_dir, image_size=64,
-                                 max_epochs=1)
+    return tiny.tiny_config(config, data_root, work_dir, image_size=64,
+                            max_epochs=1)

@@ -54,11 +54,11 @@ STAGES = {
 def write_configs(out: str, data_root: str, epochs: int,
                   teacher_epochs: int, image_size: int) -> Dict[str, str]:
     """Dump the tiny config of every stage; return stage -> path."""
-    from ds2d2_mmrazor.tiny import tiny_dior_config
+    from ds2d2_mmrazor.tiny import tiny_config
     paths = {}
     os.makedirs(osp.join(out, 'configs'), exist_ok=True)
     for name, (config, _, _) in STAGES.items():
-        cfg = tiny_dior_config(
+        cfg = tiny_config(
             osp.join(REPO, 'configs', config), data_root,
             osp.join(out, name), image_size=image_size,
             max_epochs=teacher_epochs if name == 'teacher' else epochs,

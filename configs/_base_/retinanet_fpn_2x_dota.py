@@ -6,6 +6,7 @@ _base_ = [
     './datasets/dota_coco.py',
     'mmdet::_base_/schedules/schedule_2x.py',
     'mmdet::_base_/default_runtime.py',
+    './stop_on_invalid_loss.py',
 ]
 model = dict(bbox_head=dict(num_classes=15))
 optim_wrapper = dict(optimizer=dict(lr=0.005))

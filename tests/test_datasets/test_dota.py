@@ -10,6 +10,8 @@ from mmengine.registry import DefaultScope
 
 from ds2d2_mmrazor.datasets import DOTA_CLASSES, DOTAPatchDataset
 
+from ..conftest import make_dota_split
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIZE = 64
 # known patches (64x64), as img_split writes them: x1 y1 ... x4 y4 class
@@ -22,27 +24,11 @@ PATCHES = {
 }
 
 
-def make_dota_split(root, split='train', patches=PATCHES):
-    """Write a split of DOTA patches under ``root/split``: ``images/*.png``
-    (plain grey) and ``annfiles/*.txt``."""
-    import mmcv
-    import numpy as np
-    for sub in ('images', 'annfiles'):
-        os.makedirs(osp.join(root, split, sub), exist_ok=True)
-    for patch_id, lines in patches.items():
-        mmcv.imwrite(np.full((SIZE, SIZE, 3), 100, np.uint8),
-                     osp.join(root, split, 'images', f'{patch_id}.png'))
-        with open(osp.join(root, split, 'annfiles', f'{patch_id}.txt'),
-                  'w') as f:
-            f.write(''.join(line + '\n' for line in lines))
-    return root
-
-
 @pytest.fixture
 def dota(tmp_path):
     root = str(tmp_path / 'split_ss_dota')
-    make_dota_split(root, 'train')
-    make_dota_split(root, 'val')
+    make_dota_split(root, PATCHES, 'train', SIZE)
+    make_dota_split(root, PATCHES, 'val', SIZE)
     return root
 
 
@@ -102,8 +88,8 @@ def test_difficulty_above_diff_thr_is_ignored(dota):
      '1.0, -1.0, 9.0, -9.0, 9.0] outside the 64x64 image'),
 ])
 def test_bad_line_is_an_error_naming_file_and_line(tmp_path, line, problem):
-    root = make_dota_split(str(tmp_path), patches={
-        'P0000__64__0___0': ['1 1 9 1 9 9 1 9 ship 0', '', line]})
+    root = make_dota_split(str(tmp_path), {
+        'P0000__64__0___0': ['1 1 9 1 9 9 1 9 ship 0', '', line]}, size=SIZE)
     path = osp.join(root, 'train', 'annfiles', 'P0000__64__0___0.txt')
     with pytest.raises(ValueError, match='^' + re.escape(
             f'{path}: line 3 {problem}')):

@@ -53,7 +53,7 @@ def config(tmp_path_factory):
     root = tmp_path_factory.mktemp('ddp')
     data = make_dior(str(root / 'DIOR')) + '/'
     one_layout(data)
-    cfg = tiny.tiny_dior_config(CONFIG, data, str(root / 'unused'),
+    cfg = tiny.tiny_config(CONFIG, data, str(root / 'unused'),
                                 batch_size=2)
     cfg.model.update(teacher_ckpt=None, amplifier_ckpt=None)
     torch.manual_seed(0)

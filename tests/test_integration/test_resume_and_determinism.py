@@ -52,7 +52,7 @@ def setup(tmp_path_factory):
     checkpoints of the tiny architectures."""
     root = tmp_path_factory.mktemp('resume')
     data = make_dior(str(root / 'DIOR')) + '/'
-    cfg = tiny.tiny_dior_config(CONFIG, data, str(root / 'unused'))
+    cfg = tiny.tiny_config(CONFIG, data, str(root / 'unused'))
     model = cfg.model
     model.update(teacher_ckpt=None, amplifier_ckpt=None)
     torch.manual_seed(0)
@@ -68,7 +68,7 @@ def setup(tmp_path_factory):
 
 def train(setup, name, stop_at=None, resume=False):
     """Two epochs of 2 iterations, a checkpoint per epoch, seed 0."""
-    cfg = tiny.tiny_dior_config(CONFIG, setup['data'],
+    cfg = tiny.tiny_config(CONFIG, setup['data'],
                                 str(setup['root'] / name), max_epochs=2)
     cfg.model.update(teacher_ckpt=setup['ckpts']['teacher'],
                      amplifier_ckpt=setup['ckpts']['amplifier'])

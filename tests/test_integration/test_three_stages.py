@@ -8,7 +8,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from ..conftest import make_dior, tiny_dior_config
+from ..conftest import make_dior, tiny_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs')
@@ -54,20 +54,20 @@ def stages(request, tmp_path_factory):
     data = make_dior(str(root / 'DIOR')) + '/'
     out = dict(hf_class=hf_class, heads=heads)
 
-    cfg = tiny_dior_config(
+    cfg = tiny_config(
         osp.join(CONFIGS, teacher), data, root / 'teacher')
     out['teacher'] = Runner.from_cfg(cfg)
     out['teacher'].train()
     teacher_ckpt = str(root / 'teacher' / 'epoch_1.pth')
 
-    cfg = tiny_dior_config(
+    cfg = tiny_config(
         osp.join(CONFIGS, amplifier), data, root / 'amplifier')
     cfg.model.teacher_ckpt = teacher_ckpt
     out['amplifier'] = Runner.from_cfg(cfg)
     out['amplifier'].train()
     amplifier_ckpt = str(root / 'amplifier' / 'epoch_1.pth')
 
-    cfg = tiny_dior_config(
+    cfg = tiny_config(
         osp.join(CONFIGS, student), data, root / 'student')
     cfg.model.teacher_ckpt = teacher_ckpt
     cfg.model.amplifier_ckpt = amplifier_ckpt

@@ -12,10 +12,10 @@ from mmengine.registry import DefaultScope
 from ds2d2_mmrazor.datasets import (DIOR_CLASSES, DOTA_CLASSES, DIORDataset,
                                     dior_to_coco, dota_to_coco)
 
-from ..conftest import make_dior
+from ..conftest import make_dior, make_dota_split
 from ..test_datasets.test_dior import ANN_DIR, logged, write_voc  # noqa: F401
 from ..test_datasets.test_dior_r import make_dior_r
-from ..test_datasets.test_dota import SIZE, make_dota_split
+from ..test_datasets.test_dota import PATCHES, SIZE
 
 import convert_to_coco  # tools/convert_to_coco.py, on the path (conftest)
 
@@ -83,7 +83,7 @@ def test_dior_obb_json_has_polygon_and_enclosing_bbox(tmp_path):
 
 
 def test_dota_json_has_polygon_bbox_and_difficulty_as_iscrowd(tmp_path):
-    root = make_dota_split(str(tmp_path))
+    root = make_dota_split(str(tmp_path), PATCHES)
     coco = dota_to_coco(osp.join(root, 'train'), (SIZE, SIZE))
     assert coco['categories'] == [
         dict(id=i + 1, name=name) for i, name in enumerate(DOTA_CLASSES)
@@ -205,7 +205,7 @@ def test_cli_and_dior_coco_config_round_trip(dior, capsys):
 
 
 def test_cli_converts_dota_and_dior_obb(tmp_path):
-    root = make_dota_split(str(tmp_path / 'split_ss_dota'), 'val')
+    root = make_dota_split(str(tmp_path / 'split_ss_dota'), PATCHES, 'val')
     out = str(tmp_path / 'val.json')
     convert_to_coco.main(['dota', root, '--split', 'val', '--out', out,
                           '--patch-size', str(SIZE), '--diff-thr', '1'])

@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 
 from ds2d2_mmrazor.datasets import DIOR_CLASSES
 
-from ..conftest import make_dior, shrink_dense_detector, tiny_dior_config
+from ..conftest import make_dior, shrink_dense_detector, tiny_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs')
@@ -29,14 +29,14 @@ def stage3(tmp_path_factory):
     """A DS2D2 Runner checkpoint and the tiny student config that fits it."""
     root = tmp_path_factory.mktemp('convert')
     data = make_dior(str(root / 'DIOR')) + '/'
-    cfg = tiny_dior_config(
+    cfg = tiny_config(
         osp.join(CONFIGS, 'ds2d2_retina_r18_r101_dior.py'), data,
         root / 'ds2d2')
     cfg.model.update(teacher_ckpt=None, amplifier_ckpt=None)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     Runner.from_cfg(cfg).train()
     # the student config, made tiny as the DS2D2 student was
-    student = tiny_dior_config(
+    student = tiny_config(
         osp.join(CONFIGS, 'retinanet_r18_fpn_2x_dior.py'), data,
         root / 'student')
     shrink_dense_detector(student.model, num_classes=20, base_channels=8)

@@ -64,3 +64,33 @@ def test_a_failing_stage_stops_the_pipeline_with_a_resume_hint(tmp_path):
     with pytest.raises(RuntimeError, match="stage 'teacher' failed.*resumes"):
         pipeline.run(stages, str(tmp_path))
     assert not (tmp_path / 'student').exists()
+
+
+@pytest.mark.parametrize('dataset', ['dota', 'dior-r'])
+def test_dry_run_of_the_rotated_recipe(tmp_path, capsys, dataset):
+    """The README's oriented-box command: the same three stages with the
+    MMRotate configs, plus the baseline student."""
+    configs = osp.join(REPO, 'configs')
+    trio = [f'rotated-retinanet-le90_r101_fpn_2x_{dataset}.py',
+            f'ds2d2_amplifier_rotated-retinanet-le90_r101_fpn_2x_{dataset}'
+            '.py', f'ds2d2_rotated-retina-le90_r18_r101_{dataset}.py',
+            f'rotated-retinanet-le90_r18_fpn_2x_{dataset}.py']
+    for name in trio:
+        assert osp.isfile(osp.join(configs, name)), name
+    pipeline.main([
+        '--work-dir', str(tmp_path), '--dry-run',
+        '--teacher', osp.join(configs, trio[0]),
+        '--amplifier', osp.join(configs, trio[1]),
+        '--student', osp.join(configs, trio[2]),
+        '--baseline', osp.join(configs, trio[3])])
+    commands = [line.strip() for line in capsys.readouterr().out.splitlines()
+                if 'tools/train.py' in line]
+    assert len(commands) == 4
+    for command, name in zip(commands, trio):
+        assert osp.join(configs, name) in command
+    assert f'model.teacher_ckpt={tmp_path}/teacher/<final checkpoint>' in \
+        commands[1]
+    assert f'model.teacher_ckpt={tmp_path}/teacher/<final checkpoint>' in \
+        commands[2]
+    assert f'model.amplifier_ckpt={tmp_path}/amplifier/<final checkpoint>' \
+        in commands[2]

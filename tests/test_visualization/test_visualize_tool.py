@@ -12,7 +12,7 @@ from mmengine.registry import init_default_scope
 from ds2d2_mmrazor.datasets import DIOR_CLASSES, DIORDataset
 from ds2d2_mmrazor.ops import disw_weights
 
-from ..conftest import make_dior, shrink_dense_detector, tiny_dior_config
+from ..conftest import make_dior, shrink_dense_detector, tiny_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs')
@@ -46,7 +46,7 @@ def artefacts(tmp_path_factory):
     data = make_dior(str(root / 'DIOR')) + '/'
     init_default_scope('mmdet')
     torch.manual_seed(0)
-    cfg = tiny_dior_config(
+    cfg = tiny_config(
         osp.join(CONFIGS, 'ds2d2_retina_r18_r101_dior.py'), data,
         root / 'work')
     cfg.model.update(teacher_ckpt=None, amplifier_ckpt=None)
@@ -57,7 +57,7 @@ def artefacts(tmp_path_factory):
     cfg.dump(out['ds2d2_cfg'])
     out['ds2d2_ckpt'] = save(ds2d2, cfg, root / 'ds2d2.pth')
     # the student config, made tiny as the DS2D2 student is
-    cfg = tiny_dior_config(
+    cfg = tiny_config(
         osp.join(CONFIGS, 'retinanet_r18_fpn_2x_dior.py'), data,
         root / 'work')
     shrink_dense_detector(cfg.model, num_classes=20, base_channels=8)

@@ -7,6 +7,13 @@ _base_ = 'mmrotate::_base_/datasets/dior.py'
 custom_imports = dict(imports=['ds2d2_mmrazor'], allow_failed_imports=False)
 
 dataset_type = 'DIORRDataset'
+# MMRotate's train pipeline, dropping zero-size boxes before packing: they
+# would give infinite box targets (log 0).
+train_pipeline = _base_.train_pipeline[:-1] + [
+    dict(type='mmdet.FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2),
+         keep_empty=False),
+    _base_.train_pipeline[-1],
+]
 data_root = 'data/DIOR/'
 
 
@@ -26,8 +33,8 @@ def _split(split, img_subdir, pipeline, test_mode=False):
 
 train_dataloader = dict(
     dataset=dict(datasets=[
-        _split('train', 'JPEGImages-trainval', _base_.train_pipeline),
-        _split('val', 'JPEGImages-trainval', _base_.train_pipeline),
+        _split('train', 'JPEGImages-trainval', train_pipeline),
+        _split('val', 'JPEGImages-trainval', train_pipeline),
     ]))
 val_dataloader = dict(
     dataset=dict(

@@ -8,10 +8,18 @@ _base_ = 'mmrotate::_base_/datasets/dota.py'
 custom_imports = dict(imports=['ds2d2_mmrazor'], allow_failed_imports=False)
 
 dataset_type = 'DOTAPatchDataset'
+# MMRotate's train pipeline, dropping zero-size boxes (e.g. from collinear
+# polygons) before packing: they would give infinite box targets (log 0).
+train_pipeline = _base_.train_pipeline[:-1] + [
+    dict(type='mmdet.FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2),
+         keep_empty=False),
+    _base_.train_pipeline[-1],
+]
 
 train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
+        pipeline=train_pipeline,
         ann_file='train/annfiles/',
         data_prefix=dict(img_path='train/images/')))
 val_dataloader = dict(

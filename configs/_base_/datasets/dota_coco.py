@@ -25,6 +25,9 @@ train_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=(1024, 1024), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
+    # zero-size boxes would give infinite box targets (log 0): drop them
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2),
+         keep_empty=False),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [

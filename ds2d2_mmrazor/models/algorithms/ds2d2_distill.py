@@ -13,12 +13,19 @@ from torch import Tensor, nn
 from ...utils import load_stage_checkpoint
 from ..architectures.connectors import WaveletConnector
 
-STAGES = dict(
-    teacher_ckpt='train the teacher first (stage 1, e.g. '
-    '`python tools/train.py configs/retinanet_r101_fpn_2x_dior.py`)',
-    amplifier_ckpt='train the high-frequency amplifier first (stage 2, e.g. '
-    '`python tools/train.py '
-    'configs/ds2d2_amplifier_retinanet_r101_fpn_2x_dior.py`)')
+STAGES = dict(teacher_ckpt='the teacher (stage 1)',
+              amplifier_ckpt='the high-frequency amplifier (stage 2)')
+
+
+def stage_hint(field: str, path: Optional[str]) -> str:
+    """How to produce the checkpoint of ``field``: the configs' default
+    paths are ``work_dirs/<config name>/epoch_N.pth``, so the config to
+    train is named by the folder."""
+    parts = osp.normpath(path).split(osp.sep) if path else []
+    if len(parts) >= 3 and parts[-3] == 'work_dirs':
+        return (f'train {STAGES[field]} first: `python tools/train.py '
+                f'configs/{parts[-2]}.py`')
+    return f'train {STAGES[field]} first with tools/train.py'
 
 
 def fpn_shape(model: nn.Module) -> Tuple[Optional[int], Optional[int]]:
@@ -34,11 +41,11 @@ def check_checkpoint(field: str, path: Optional[str]) -> None:
         MMLogger.get_current_instance().warning(
             f'DS2D2Distill: {field} is None, so that model keeps its random '
             'initialisation. Fine for tests; for training, '
-            f'{STAGES[field]}.')
+            f'{stage_hint(field, path)}.')
     elif not osp.isfile(path):
         raise FileNotFoundError(
-            f'{field} {path!r} not found: {STAGES[field]}, or point it to '
-            f'the file with --cfg-options model.{field}=PATH')
+            f'{field} {path!r} not found: {stage_hint(field, path)}, or '
+            f'point to the file with --cfg-options model.{field}=PATH')
 
 
 @MODELS.register_module()

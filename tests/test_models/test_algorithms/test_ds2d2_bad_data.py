@@ -74,10 +74,11 @@ def check_finite(losses, keys=None):
 
 
 def drop_degenerate(data):
-    """What FilterAnnotations(min_gt_bbox_wh=(1, 1)) does in the configs."""
+    """What the configs' FilterAnnotations(min_gt_bbox_wh=(1e-2, 1e-2))
+    does."""
     for s in data['data_samples']:
         b = s.gt_instances.bboxes  # a tensor after the data preprocessor
-        keep = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
+        keep = (b[:, 2] - b[:, 0] > 1e-2) & (b[:, 3] - b[:, 1] > 1e-2)
         s.gt_instances = s.gt_instances[keep]
     return data
 

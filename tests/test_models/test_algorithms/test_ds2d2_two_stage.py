@@ -8,7 +8,7 @@ import torch
 from mmdet.testing import demo_mm_inputs
 from mmrazor.registry import MODELS
 
-from ds2d2_mmrazor.tiny import tiny_dior_config
+from ds2d2_mmrazor.tiny import tiny_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
@@ -18,9 +18,9 @@ TERMS = ('distill.loss_low', 'distill.loss_high', 'distill.loss_amp_full',
 
 
 def build(tmp_path, same_width=False):
-    cfg = tiny_dior_config(CONFIG, str(tmp_path), str(tmp_path),
-                           classes=('vehicle', 'ship', 'storagetank'),
-                           student_width=16 if same_width else 8)
+    cfg = tiny_config(CONFIG, str(tmp_path), str(tmp_path),
+                      classes=('vehicle', 'ship', 'storagetank'),
+                      student_width=16 if same_width else 8)
     cfg.model.teacher_ckpt = cfg.model.amplifier_ckpt = None
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
