@@ -1,5 +1,5 @@
 """Pure tensor functions of DS2D2: wavelet transform and DISW weights."""
-from .disw import disw_weights
+from .disw import disw_pyramid, disw_weights
 from .wavelet import dwt2d, high_frequency
 
-__all__ = ['disw_weights', 'dwt2d', 'high_frequency']
+__all__ = ['disw_pyramid', 'disw_weights', 'dwt2d', 'high_frequency']

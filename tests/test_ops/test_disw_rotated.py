@@ -207,3 +207,23 @@ def test_bad_box_batches():
                        r"'ConvertBoxType', "
                        r"box_type_mapping=dict\(gt_bboxes='rbox'\)\)"):
         disw_weights([torch.zeros(2, 8)], (4, 4), (8, 8))
+
+
+@pytest.mark.parametrize('rotated', [False, True])
+def test_pyramid_equals_one_call_per_level(rotated):
+    from ds2d2_mmrazor.ops import disw_pyramid
+    gen = torch.Generator().manual_seed(5)
+    input_hw = (200, 136)
+    if rotated:
+        images = [random_rboxes(gen, k, input_hw) for k in (40, 0, 7)]
+    else:
+        lo = torch.rand(40, 2, generator=gen) * 150 - 10
+        images = [torch.cat([lo, lo + 1 + torch.rand(40, 2, generator=gen)
+                             * 60], 1), torch.zeros(0, 4), lo[:3].repeat(
+                                 1, 2) + torch.tensor([0., 0, 2, 3])]
+    grids = [(13, 9), (7, 5), (4, 3), (2, 2), (1, 1)]
+    maps = disw_pyramid(images, grids, input_hw)
+    assert [tuple(m.shape) for m in maps] == [(3, 1) + g for g in grids]
+    for grid, got in zip(grids, maps):
+        assert torch.equal(got, disw_weights(images, grid, input_hw))
+    assert disw_pyramid(images, [], input_hw) == []

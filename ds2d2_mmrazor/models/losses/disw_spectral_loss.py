@@ -7,7 +7,7 @@ from mmdet.structures.bbox import get_box_tensor
 from mmrazor.registry import MODELS
 from torch import Tensor, nn
 
-from ...ops import disw_weights
+from ...ops import disw_pyramid
 from .utils import check_weight
 
 Bands = Tuple[Tensor, Tensor]  # (low [N,C,h,w], high [N,C,3,h,w])
@@ -65,7 +65,8 @@ class DISWSpectralLoss(nn.Module):
     Sums :func:`disw_spectral_loss` over FPN levels. The inputs are the
     outputs of :class:`WaveletConnector`: the adapted student levels and the
     teacher levels, each split into wavelet bands. The DISW map of a level is
-    built once, on its wavelet grid, from the batch's ground-truth boxes.
+    built on its wavelet grid from the batch's ground-truth boxes, all levels
+    in one :func:`~ds2d2_mmrazor.ops.disw_pyramid` call.
 
     Args:
         low_weight (float): Weight of the low-band term. Defaults to 1e-5
@@ -100,9 +101,11 @@ class DISWSpectralLoss(nn.Module):
                              f'teacher {len(teacher)}')
         boxes, input_hw = gt_boxes_and_input_shape(data_samples)
         low = high = student[0][0].new_zeros((), dtype=torch.float32)
-        for s_bands, t_bands in zip(student, teacher):
-            weight = disw_weights(boxes, tuple(s_bands[0].shape[-2:]),
-                                  input_hw)
+        # all levels' maps in one pass
+        weights = disw_pyramid(
+            boxes, [tuple(s_bands[0].shape[-2:]) for s_bands in student],
+            input_hw)
+        for s_bands, t_bands, weight in zip(student, teacher, weights):
             level_low, level_high = disw_spectral_loss(s_bands, t_bands,
                                                        weight)
             low = low + level_low
