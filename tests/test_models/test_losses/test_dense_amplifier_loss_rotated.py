@@ -13,6 +13,7 @@ import ds2d2_mmrazor  # noqa: F401  (registers the modules)
 from mmrazor.registry import MODELS
 
 from ...conftest import shrink_dense_detector, upstream_config
+from .test_dense_amplifier_loss import targets
 
 ROTATED_RETINANET = ('mmrotate::rotated_retinanet/'
                      'rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py')
@@ -34,15 +35,6 @@ def batch(model, num_items):
                           num_items=num_items, num_classes=3,
                           use_box_type=True)
     return model.data_preprocessor(data, False)
-
-
-def targets(head, feats, data_samples):
-    metas = [s.metainfo for s in data_samples]
-    anchors, valid = head.get_anchors([f.shape[-2:] for f in feats], metas,
-                                      device=feats[0].device)
-    out = head.get_targets(anchors, valid,
-                           [s.gt_instances for s in data_samples], metas)
-    return out[1], out[4]
 
 
 @pytest.fixture(scope='module')
