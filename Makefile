@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: install env test demo clean
+.PHONY: install env test demo study clean
 
 install:  ## create $(VENV) with the verified OpenMMLab stack and this package
 	@bash tools/install.sh
@@ -17,6 +17,10 @@ test: install  ## the test suite (CPU, tiny models, generated data)
 
 demo: install  ## the built-in demo: DS2D2 on synthetic data, CPU, < 10 min
 	$(PY) tools/demo.py --out work_dirs/demo
+
+study: install  ## the seeds x methods x ablations study of the README (Results)
+	$(PY) tools/study.py --out work_dirs/study --seeds 0 1 2 3 4 \
+	  --sweep 0.1 10 --sweep-seeds 0 1 --jobs 2 --threads 1
 
 clean:  ## remove the virtualenv and caches of this checkout (keeps the mmcv wheel cache)
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -10,15 +10,93 @@ from typing import Optional, Sequence, Tuple
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DATASETS
 
+TINY_ROIS = 64  # RoIs sampled per image by tiny two-stage detectors
+
+
+def scale_to_image(model: ConfigDict, factor: float) -> ConfigDict:
+    """Fit a detector's object-size settings to images ``factor`` times the
+    recipe's size, in place.
+
+    The recipes' anchors and RoI-to-level mapping are sized for their images
+    (DIOR at 800 px, DOTA patches at 1024 px). On images ``factor`` times as
+    large, objects are ``factor`` times as large, so the anchor sizes
+    (``octave_base_scale`` of RetinaNet / rotated RetinaNet, ``scales`` of
+    Faster R-CNN's RPN, both in units of the level's stride) and
+    ``finest_scale`` of the RoI extractor (the box size mapped to the
+    finest FPN level) are multiplied by ``factor``. Strides cannot follow
+    (they are the backbone's), and an anchor smaller than its level's
+    stride leaves the objects between two anchor centres without a match,
+    so anchor scales stop at 1 (one stride). RetinaNet at 128 px
+    (``factor`` 0.16): ``octave_base_scale`` 4 -> 1, P3 anchors 8-13 px
+    instead of 32-50 px.
+
+    Args:
+        model (ConfigDict): A detector config (dense head, or RPN + RoI
+            head).
+        factor (float): New image size / the recipe's, > 0.
+
+    Returns:
+        ConfigDict: ``model`` itself.
+
+    Raises:
+        ValueError: If ``factor`` is not positive, or an anchor generator
+            has neither ``octave_base_scale`` nor ``scales``.
+    """
+    if not factor > 0:
+        raise ValueError(f'factor={factor}: expected > 0')
+    for head in (model.get('bbox_head'), model.get('rpn_head')):
+        if head is None or 'anchor_generator' not in head:
+            continue
+        generator = head.anchor_generator
+        if generator.get('octave_base_scale') is not None:
+            generator.octave_base_scale = max(
+                generator.octave_base_scale * factor, 1.0)
+        elif generator.get('scales') is not None:
+            generator.scales = [max(s * factor, 1.0)
+                                for s in generator.scales]
+        else:
+            raise ValueError(
+                f'anchor generator {generator.type!r} has neither '
+                '`octave_base_scale` nor `scales`: cannot scale its anchors')
+    if 'roi_head' in model:
+        extractor = model.roi_head.bbox_roi_extractor
+        # SingleRoIExtractor's and RotatedSingleRoIExtractor's default: 56
+        extractor.finest_scale = extractor.get('finest_scale', 56) * factor
+    return model
+
+
+def recipe_image_size(cfg: Config) -> int:
+    """The image size a config's recipe trains at (its anchors' scale).
+
+    The largest side of the training pipeline's ``Resize`` scale (DIOR:
+    800), or of the dataset's fixed ``img_shape`` (DOTA split patches:
+    1024).
+
+    Raises:
+        ValueError: If the training data sets neither.
+    """
+    dataset = cfg.train_dataloader.dataset
+    for split in dataset.get('datasets', [dataset]):
+        for step in split.pipeline:
+            if step.type.split('.')[-1] == 'Resize':
+                return max(step.scale)
+        if 'img_shape' in split:
+            return max(split.img_shape)
+    raise ValueError('the training data has no Resize step and no '
+                     'img_shape: cannot tell the image size the recipe '
+                     'was made for')
+
 
 def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
-                    base_channels: int = 8) -> ConfigDict:
+                    base_channels: int = 8,
+                    size_factor: float = 1.0) -> ConfigDict:
     """Make a ResNet-FPN detector config tiny, in place.
 
     ResNet-18 with ``base_channels`` stem channels (stages: 1x, 2x, 4x, 8x),
     an FPN of ``channels`` channels, a one-conv dense head or a narrow RPN
     and RoI head sampling few RoIs; no pretrained weights are loaded
-    (nothing is downloaded).
+    (nothing is downloaded). Anchor sizes follow the image size
+    (:func:`scale_to_image` with ``size_factor``).
 
     Args:
         model (ConfigDict): A detector config with backbone / neck and
@@ -27,10 +105,13 @@ def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
         num_classes (int): Number of classes of the head.
         channels (int): FPN and head channels. Defaults to 16.
         base_channels (int): ResNet base width. Defaults to 8.
+        size_factor (float): Image size / the recipe's (see
+            :func:`scale_to_image`). Defaults to 1 (sizes unchanged).
 
     Returns:
         ConfigDict: ``model`` itself.
     """
+    scale_to_image(model, size_factor)
     model.backbone.update(
         depth=18, base_channels=base_channels, frozen_stages=-1,
         norm_eval=False, init_cfg=None)
@@ -43,7 +124,7 @@ def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
         model.roi_head.bbox_head.update(
             num_classes=num_classes, in_channels=channels,
             fc_out_channels=2 * channels)
-        model.train_cfg.rcnn.sampler.num = 64
+        model.train_cfg.rcnn.sampler.num = TINY_ROIS
     else:
         model.bbox_head.update(
             num_classes=num_classes, in_channels=channels,
@@ -103,7 +184,10 @@ def tiny_config(config: str,
     as COCO json) and MMRotate (DIOR-R, DOTA split patches) configs.
     Teacher-side models (the repository's ResNet-101 detectors) get
     ``teacher_width``, students (ResNet-18) ``student_width``; all FPNs have
-    ``channels`` channels, so student and teacher features match.
+    ``channels`` channels, so student and teacher features match. Every
+    model's anchors scale with ``image_size`` / the recipe's image size
+    (:func:`scale_to_image`), so objects of the small images have anchors
+    of their size, as DIOR's have at 800 px.
 
     Args:
         config (str): Path of a config in ``configs/``.
@@ -126,6 +210,8 @@ def tiny_config(config: str,
         Config: The tiny config, ready for ``Runner.from_cfg``.
     """
     cfg = Config.fromfile(config)
+    size_factor = image_size / recipe_image_size(cfg)
+    recipe_batch = cfg.train_dataloader.batch_size
     num_classes = len(classes if classes is not None else dataset_classes(
         cfg.train_dataloader.dataset, cfg.get('default_scope')))
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
@@ -162,10 +248,20 @@ def tiny_config(config: str,
         # the repository's teachers are ResNet-101, its students ResNet-18
         width = teacher_width if detector.backbone.depth > 18 \
             else student_width
-        return shrink_detector(detector, num_classes, channels, width)
+        return shrink_detector(detector, num_classes, channels, width,
+                               size_factor)
 
     model = cfg.model
     if 'architecture' in model:  # DS2D2Distill or an MMRazor peer
+        if 'roi_head' in model.architecture:
+            # RoIAmplifierLoss's cls_weight carries the release's RoI count
+            # per batch (its KL is a sum over RoIs): keep that sum with the
+            # tiny sampler and batch
+            rois = model.architecture.train_cfg.rcnn.sampler.num
+            for loss in model.distiller.distill_losses.values():
+                if loss.type.split('.')[-1] == 'RoIAmplifierLoss':
+                    loss.cls_weight = loss.get('cls_weight', 0.5) * (
+                        TINY_ROIS * batch_size) / (rois * recipe_batch)
         evaluated = shrink(model.architecture)
         shrink(model.teacher)
         if model.get('amplifier') is not None:

@@ -2,94 +2,47 @@
 
     make demo                 # or: python tools/demo.py --out work_dirs/demo
 
-On a 2-core CPU in under 10 minutes, with tiny models:
-1. writes a synthetic dataset in DIOR's on-disk format (``OUT/data``);
-2. writes tiny versions of the repository configs (``OUT/configs``): the
-   same recipe code, narrow ResNet-18 backbones, 128 px images;
-3. trains, through ``tools/pipeline.py``: the teacher, the high-frequency
-   amplifier, the DS2D2 student, the undistilled student (baseline) and
-   MMRazor's PKD on the same teacher / student pair, each evaluated on the
-   test split with COCO bbox AP;
-4. prints a table (model, parameters, AP50, mAP, training time) and writes
-   pictures to ``OUT/pictures``: loss curves of every stage, the wavelet
-   bands of teacher and student features, the DISW map of a test image and
-   the detections of teacher / baseline / DS2D2 student side by side.
-Re-running skips the stages that finished.
+One seed of ``tools/study.py`` on a 2-core CPU in under 10 minutes, with
+tiny models whose anchors fit the small images:
+1. writes a synthetic dataset in DIOR's on-disk format (``OUT/data``):
+   train, val and test splits;
+2. trains on train, through ``tools/train.py``: the teacher (wider, trained
+   longer), the high-frequency amplifier, then on one student schedule the
+   student alone, the DS2D2 student and MMRazor's PKD on the same teacher;
+3. evaluates each on val and on test (COCO AP);
+4. prints a table (model, parameters, test AP50 / mAP, val AP50, training
+   time) with the teacher-student gap, and writes pictures to
+   ``OUT/pictures``: loss curves of every stage, the wavelet bands of
+   teacher and student features, the DISW map of a test image and the
+   ground truth beside the detections of teacher / student alone / DS2D2.
+Re-running skips the runs that finished. One seed is a demonstration; the
+mean and spread over seeds are ``tools/study.py``'s job (README, Results).
 """
 import argparse
 import glob
-import json
 import os
 import os.path as osp
 import sys
 import time
+import warnings
 from typing import Dict, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tools'))
 
 import convert_to_student  # noqa: E402
-import pipeline  # noqa: E402
 import plot_losses  # noqa: E402
+import study  # noqa: E402
 import visualize  # noqa: E402
 
-CLASSES = ('vehicle', 'ship', 'storagetank', 'airplane', 'tenniscourt')
-# stage name -> (repository config, checkpoints it takes, table label)
-STAGES = {
-    'teacher': ('retinanet_r101_fpn_2x_dior.py', {}, 'teacher (R-101 recipe)'),
-    'amplifier': ('ds2d2_amplifier_retinanet_r101_fpn_2x_dior.py', {
-        'model.teacher_ckpt': 'teacher'
-    }, 'HF amplifier'),
-    'ds2d2': ('ds2d2_retina_r18_r101_dior.py', {
-        'model.teacher_ckpt': 'teacher',
-        'model.amplifier_ckpt': 'amplifier'
-    }, 'student + DS2D2'),
-    'baseline': ('retinanet_r18_fpn_2x_dior.py', {}, 'student alone'),
-    'pkd': ('peers/pkd_retina_r18_r101_dior.py', {
-        'model.teacher_ckpt': 'teacher'
-    }, 'student + PKD'),
+# run -> table label (the amplifier is trained, not deployed)
+ROWS = {
+    'teacher': 'teacher (R-101 recipe)',
+    'baseline': 'student alone',
+    'ds2d2': 'student + DS2D2',
+    'pkd': 'student + PKD',
 }
-
-
-def write_configs(out: str, data_root: str, epochs: int,
-                  teacher_epochs: int, image_size: int) -> Dict[str, str]:
-    """Dump the tiny config of every stage; return stage -> path."""
-    from ds2d2_mmrazor.tiny import tiny_config
-    paths = {}
-    os.makedirs(osp.join(out, 'configs'), exist_ok=True)
-    for name, (config, _, _) in STAGES.items():
-        cfg = tiny_config(
-            osp.join(REPO, 'configs', config), data_root,
-            osp.join(out, name), image_size=image_size,
-            max_epochs=teacher_epochs if name == 'teacher' else epochs,
-            classes=CLASSES, teacher_width=32, student_width=8, channels=32,
-            batch_size=4, lr=0.01)
-        # the same for every stage: tiny models at this lr need clipping to
-        # stay stable (the distillation terms add large early gradients)
-        cfg.optim_wrapper.clip_grad = dict(max_norm=35, norm_type=2)
-        cfg.randomness = dict(seed=0)
-        cfg.log_level = 'WARNING'
-        paths[name] = osp.join(out, 'configs', f'{name}.py')
-        cfg.dump(paths[name])
-    return paths
-
-
-def scalar_logs(work_dir: str) -> List[str]:
-    """MMEngine's scalars.json files of a run, oldest first."""
-    return sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                     'scalars.json')))
-
-
-def evaluation(work_dir: str) -> Dict[str, float]:
-    """The last COCO evaluation a run logged."""
-    metrics: Dict[str, float] = {}
-    for log in scalar_logs(work_dir):
-        with open(log) as f:
-            for line in f:
-                record = json.loads(line)
-                if 'coco/bbox_mAP' in record:
-                    metrics = record
-    return metrics
+RUNS = ['teacher', 'amplifier', 'baseline', 'ds2d2', 'pkd']
 
 
 def student_params(config: str) -> int:
@@ -106,7 +59,8 @@ def student_params(config: str) -> int:
 
 
 def table(rows: List[List[str]]) -> str:
-    header = ['model', 'params', 'AP50', 'mAP', 'train time']
+    header = ['model', 'params', 'test AP50', 'test mAP', 'val AP50',
+              'train time']
     widths = [max(len(str(r[i])) for r in rows + [header])
               for i in range(len(header))]
     lines = ['  '.join(h.ljust(w) for h, w in zip(header, widths)),
@@ -116,86 +70,106 @@ def table(rows: List[List[str]]) -> str:
     return '\n'.join(lines)
 
 
-def pictures(out: str, data_root: str, configs: Dict[str, str],
-             results: Dict[str, dict]) -> List[str]:
+def scalar_logs(work_dir: str) -> List[str]:
+    """MMEngine's scalars.json files of a run, oldest first."""
+    return sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                     'scalars.json')))
+
+
+def pictures(out: str, data_root: str, results: Dict[str, dict]
+             ) -> List[str]:
     """Loss curves, wavelet bands, DISW and detections; return the files."""
     pics = osp.join(out, 'pictures')
     os.makedirs(pics, exist_ok=True)
-    written = []
-    for name in STAGES:
-        target = osp.join(pics, f'losses_{name}.png')
-        plot_losses.main(
-            [scalar_logs(results[name]['work_dir'])[-1], '--out', target])
-        written.append(target)
+    run_dir = {name: osp.join(out, 'runs', f'0/{name}') for name in RUNS}
+    config = {name: osp.join(run_dir[name], 'config.py') for name in RUNS}
+    for name in RUNS:
+        plot_losses.main([scalar_logs(run_dir[name])[-1], '--out',
+                          osp.join(pics, f'losses_{name}.png')])
     # the distilled checkpoint as a plain student detector
     student_ckpt = osp.join(out, 'ds2d2_student.pth')
     convert_to_student.main(
         [results['ds2d2']['checkpoint'], '--out', student_ckpt])
+    # the test image with the most objects
+    xml_dir = osp.join(data_root, 'Annotations', 'Horizontal Bounding Boxes')
     with open(osp.join(data_root, 'ImageSets', 'Main', 'test.txt')) as f:
-        image_id = f.read().split()[0]
+        ids = f.read().split()
+    image_id = max(ids, key=lambda i: (len(visualize.read_xml_boxes(
+        osp.join(xml_dir, f'{i}.xml'))), i))
     visualize.main([
-        configs['baseline'], student_ckpt,
+        config['baseline'], student_ckpt,
         osp.join(data_root, 'JPEGImages-test', f'{image_id}.jpg'),
         '--out-dir', pics,
-        '--gt-xml', osp.join(data_root, 'Annotations',
-                             'Horizontal Bounding Boxes', f'{image_id}.xml'),
-        '--teacher-config', configs['teacher'],
+        '--gt-xml', osp.join(xml_dir, f'{image_id}.xml'),
+        '--teacher-config', config['teacher'],
         '--teacher-ckpt', results['teacher']['checkpoint'],
-        '--baseline-config', configs['baseline'],
+        '--baseline-config', config['baseline'],
         '--baseline-ckpt', results['baseline']['checkpoint'],
         '--student-name', 'DS2D2 student',
     ])
-    return sorted(set(written + glob.glob(osp.join(pics, '*.png'))))
+    return sorted(glob.glob(osp.join(pics, '*.png')))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    d = study.Settings()
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--out', default=osp.join(REPO, 'work_dirs', 'demo'))
-    parser.add_argument('--epochs', type=int, default=36,
+    parser.add_argument('--epochs', type=int, default=d.epochs,
                         help='epochs of the amplifier and the students')
-    parser.add_argument('--teacher-epochs', type=int, default=None,
-                        help='epochs of the teacher (default: twice '
-                        '--epochs, so that the wider teacher is the better '
-                        'detector, as it is on DIOR)')
-    parser.add_argument('--image-size', type=int, default=128)
-    parser.add_argument('--num-trainval', type=int, default=64)
-    parser.add_argument('--num-test', type=int, default=16)
+    parser.add_argument('--teacher-epochs', type=int,
+                        default=d.teacher_epochs)
+    parser.add_argument('--image-size', type=int, default=d.image_size)
+    parser.add_argument('--num-trainval', type=int, default=d.num_trainval,
+                        help='half of them train, half val')
+    parser.add_argument('--num-test', type=int, default=d.num_test)
+    parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> str:
+    # mmengine / mmcv import pkg_resources: one warning per evaluation
+    warnings.filterwarnings('ignore', 'pkg_resources is deprecated')
     args = parse_args(argv)
-    from ds2d2_mmrazor.datasets.synthetic import make_synthetic_dior
     start = time.time()
-    data_root = osp.join(args.out, 'data') + '/'
-    if not osp.isfile(osp.join(data_root, 'ImageSets', 'Main', 'test.txt')):
-        make_synthetic_dior(
-            data_root, num_trainval=args.num_trainval,
-            num_test=args.num_test, image_size=args.image_size,
-            classes=CLASSES, seed=0)
+    settings = study.Settings(
+        image_size=args.image_size, num_trainval=args.num_trainval,
+        num_test=args.num_test, teacher_epochs=args.teacher_epochs,
+        epochs=args.epochs, seeds=[args.seed], methods=RUNS)
+    # two trainings at a time, one thread each: as fast as one with two
+    # threads on 2 cores, and the same numbers as the study's seed
+    demo = study.Study(settings, args.out, jobs=2, threads=1)
+    data_root = demo.data_root(args.seed)
     print(f'data: {data_root}')
-    configs = write_configs(args.out, data_root, args.epochs,
-                            args.teacher_epochs or 2 * args.epochs,
-                            args.image_size)
-    stages = [
-        pipeline.Stage(name, configs[name], inputs)
-        for name, (_, inputs, _) in STAGES.items()
-    ]
-    results = pipeline.run(stages, args.out)
+    demo.run_all(study.plan(settings, demo.rows, {}))
+    results = {name: demo.results[f'{args.seed}/{name}'] for name in RUNS}
+    failed = {n: r['reason'] for n, r in results.items()
+              if r['status'] != 'ok'}
+    if failed:
+        raise RuntimeError(f'runs failed: {failed}')
     rows = []
-    for name, (_, _, label) in STAGES.items():
-        if name == 'amplifier':
-            continue  # not a detector anyone deploys
-        metrics = evaluation(results[name]['work_dir'])
-        seconds = results[name]['seconds']
+    for name, label in ROWS.items():
+        result = results[name]
+        config = osp.join(args.out, 'runs', f'{args.seed}/{name}',
+                          'config.py')
         rows.append([
-            label, f'{student_params(configs[name]) / 1e6:.2f} M',
-            f"{metrics.get('coco/bbox_mAP_50', float('nan')):.3f}",
-            f"{metrics.get('coco/bbox_mAP', float('nan')):.3f}",
-            'earlier run' if seconds is None else f'{seconds:.0f} s'
+            label, f'{student_params(config) / 1e6:.2f} M',
+            f"{result['test']['AP50']:.3f}", f"{result['test']['mAP']:.3f}",
+            f"{result['val']['AP50']:.3f}",
+            f"{result['seconds']:.0f} s"
+            if f'{args.seed}/{name}' in demo.trained else 'earlier run'
+
         ])
-    written = pictures(args.out, data_root, configs, results)
-    report = table(rows)
+    gap = results['teacher']['test']['AP50'] - \
+        results['baseline']['test']['AP50']
+    written = pictures(args.out, data_root, results)
+    gain = results['ds2d2']['test']['AP50'] - \
+        results['baseline']['test']['AP50']
+    report = table(rows) + (
+        f'\n\ntest AP50, teacher - student alone: {gap:+.3f}; DS2D2 - '
+        f'student alone: {gain:+.3f} ({settings.num_test} test images, one '
+        "seed: the README's study gives the spread over seeds)")
     print('\n' + report)
     print('\npictures:\n  ' + '\n  '.join(written))
     print(f'\ndemo finished in {time.time() - start:.0f} s; everything is '

@@ -35,7 +35,7 @@ import os
 import os.path as osp
 import tempfile
 import xml.etree.ElementTree as ET
-from typing import Dict, NamedTuple, Tuple, Union
+from typing import Dict, List, NamedTuple, Sequence, Tuple, Union
 
 import mmcv
 import numpy as np
@@ -45,6 +45,7 @@ from mmdet.structures import DetDataSample
 from mmdet.utils import get_test_pipeline_cfg
 from mmengine.config import Config
 from mmengine.dataset import Compose
+from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 import ds2d2_mmrazor  # noqa: F401  (registers modules, allows checkpoints)
@@ -139,15 +140,35 @@ def run_detector(model: nn.Module, image_path: str) -> Inference:
                      tuple(meta['scale_factor']))
 
 
-def read_xml_boxes(path: str) -> np.ndarray:
+def read_xml_objects(path: str) -> Tuple[np.ndarray, List[str]]:
     """Ground-truth boxes of a DIOR / VOC XML annotation, [K, 4] float32,
-    0-based as MMDetection's XMLDataset reads them (minus one)."""
-    boxes = []
+    0-based as MMDetection's XMLDataset reads them (minus one), and their
+    class names."""
+    boxes, names = [], []
     for obj in ET.parse(path).getroot().iter('object'):
         box = obj.find('bndbox')
         boxes.append([float(box.findtext(k)) - 1
                       for k in ('xmin', 'ymin', 'xmax', 'ymax')])
-    return np.array(boxes, dtype=np.float32).reshape(-1, 4)
+        names.append(obj.findtext('name'))
+    return np.array(boxes, dtype=np.float32).reshape(-1, 4), names
+
+
+def read_xml_boxes(path: str) -> np.ndarray:
+    """The boxes of :func:`read_xml_objects`."""
+    return read_xml_objects(path)[0]
+
+
+def ground_truth_sample(path: str, classes: Sequence[str]) -> DetDataSample:
+    """An annotation as a 'prediction' (score 1) for the side-by-side
+    picture; objects of classes the model does not know are left out."""
+    boxes, names = read_xml_objects(path)
+    known = [i for i, n in enumerate(names) if n in classes]
+    instances = InstanceData(
+        bboxes=torch.from_numpy(boxes[known]),
+        scores=torch.ones(len(known)),
+        labels=torch.tensor([list(classes).index(names[i]) for i in known],
+                            dtype=torch.long))
+    return DetDataSample(pred_instances=instances)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -265,8 +286,14 @@ def main(argv=None) -> Dict[str, str]:
 
     path = osp.join(args.out_dir, 'detections.png')
     meta = models[student_name].dataset_meta
+    predictions = {name: r.prediction for name, r in results.items()}
+    if args.gt_xml:  # the ground truth first, beside the predictions
+        predictions = {
+            'ground truth': ground_truth_sample(args.gt_xml,
+                                               meta['classes']),
+            **predictions}
     draw_detections_side_by_side(
-        image, {name: r.prediction for name, r in results.items()}, path,
+        image, predictions, path,
         score_thr=args.score_thr, class_names=meta.get('classes'),
         palette=meta.get('palette'))
     written['detections'] = path

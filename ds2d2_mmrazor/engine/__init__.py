@@ -1,4 +1,6 @@
 """Training-loop additions (hooks), registered in MMDetection's registry."""
-from .hooks import StopOnInvalidLossHook
+from .hooks import (GradientBalanceHook, StopOnInvalidLossHook,
+                    gradient_norms, split_terms)
 
-__all__ = ['StopOnInvalidLossHook']
+__all__ = ['GradientBalanceHook', 'StopOnInvalidLossHook', 'gradient_norms',
+           'split_terms']

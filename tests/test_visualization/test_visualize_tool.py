@@ -133,6 +133,20 @@ def test_read_xml_boxes_as_xml_dataset(visualize, artefacts):
         boxes, np.array([i['bbox'] for i in info['instances']], np.float32))
 
 
+def test_ground_truth_panel_holds_the_annotation(visualize, artefacts):
+    boxes, names = visualize.read_xml_objects(artefacts['xml'])
+    classes = sorted(set(names)) + ['unused']
+    sample = visualize.ground_truth_sample(artefacts['xml'], classes)
+    np.testing.assert_array_equal(sample.pred_instances.bboxes.numpy(),
+                                  boxes)
+    assert sample.pred_instances.labels.tolist() == [classes.index(n)
+                                                     for n in names]
+    assert sample.pred_instances.scores.tolist() == [1.0] * len(names)
+    # objects of classes the model does not know are left out
+    kept = visualize.ground_truth_sample(artefacts['xml'], [names[0]])
+    assert len(kept.pred_instances) == names.count(names[0])
+
+
 def test_ds2d2_checkpoint_with_baseline_and_ground_truth(
         visualize, artefacts, tmp_path, capsys, panels):
     out = tmp_path / 'vis'
@@ -145,10 +159,11 @@ def test_ds2d2_checkpoint_with_baseline_and_ground_truth(
     assert written == {name: str(out / f'{name}.png')
                        for name in ('bands', 'disw', 'detections')}
     assert png_shape(written['bands'])[:2] == (600, 1300)
-    # teacher / baseline / DS2D2 student, each enlarged from 64 to 320
-    assert panels == ['teacher', 'baseline', 'DS2D2 student']
+    # ground truth / teacher / baseline / DS2D2 student, each enlarged from
+    # 64 to 320
+    assert panels == ['ground truth', 'teacher', 'baseline', 'DS2D2 student']
     height, width, _ = png_shape(written['detections'])
-    assert width == 3 * 320 and height > 320
+    assert width == 4 * 320 and height > 320
     assert png_shape(written['disw'])[2] == 3
     assert 'detections: ' in capsys.readouterr().out
 

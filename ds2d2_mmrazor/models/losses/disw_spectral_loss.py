@@ -72,11 +72,15 @@ class DISWSpectralLoss(nn.Module):
         low_weight (float): Weight of the low-band term. Defaults to 1e-5
             (RetinaNet on DIOR).
         high_weight (float): Weight of the high-band term. Defaults to 1e-5.
+        disw (bool): Weigh the squared errors by DISW. False gives W = 1
+            everywhere: the paper's ablation "without DISW", not the
+            method. Defaults to True.
     """
 
-    def __init__(self, low_weight: float = 1e-5,
-                 high_weight: float = 1e-5) -> None:
+    def __init__(self, low_weight: float = 1e-5, high_weight: float = 1e-5,
+                 disw: bool = True) -> None:
         super().__init__()
+        self.disw = disw
         self.low_weight = check_weight('DISWSpectralLoss', 'low_weight',
                                        low_weight)
         self.high_weight = check_weight('DISWSpectralLoss', 'high_weight',
@@ -99,12 +103,14 @@ class DISWSpectralLoss(nn.Module):
         if len(student) != len(teacher):
             raise ValueError(f'student has {len(student)} FPN levels, the '
                              f'teacher {len(teacher)}')
-        boxes, input_hw = gt_boxes_and_input_shape(data_samples)
         low = high = student[0][0].new_zeros((), dtype=torch.float32)
-        # all levels' maps in one pass
-        weights = disw_pyramid(
-            boxes, [tuple(s_bands[0].shape[-2:]) for s_bands in student],
-            input_hw)
+        grids = [tuple(s_bands[0].shape[-2:]) for s_bands in student]
+        if self.disw:  # all levels' maps in one pass
+            boxes, input_hw = gt_boxes_and_input_shape(data_samples)
+            weights = disw_pyramid(boxes, grids, input_hw)
+        else:
+            weights = [low.new_ones(len(student[0][0]), 1, *grid)
+                       for grid in grids]
         for s_bands, t_bands, weight in zip(student, teacher, weights):
             level_low, level_high = disw_spectral_loss(s_bands, t_bands,
                                                        weight)

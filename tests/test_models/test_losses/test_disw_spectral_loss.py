@@ -132,6 +132,25 @@ def test_weighting_is_not_a_plain_mse():
     assert abs(out['loss_low'].item() - np.mean((s_low - t_low)**2)) > 1e-4
 
 
+def test_without_disw_is_the_plain_mse_of_the_bands():
+    """disw=False (the paper's ablation): W = 1, so each term is the plain
+    mean squared error of PyWavelets' bands, whatever the boxes."""
+    s_maps, t_maps = maps(0), maps(1)
+    loss = MODELS.build(dict(type='DISWSpectralLoss', _scope_='mmrazor',
+                             low_weight=2.0, high_weight=3.0, disw=False))
+    s_low, s_high = pywt_bands(s_maps)
+    t_low, t_high = pywt_bands(t_maps)
+    for samples in (data_samples(), None):  # boxes are not even needed
+        out = loss([as_torch(pywt_bands(s_maps))],
+                   [as_torch(pywt_bands(t_maps))], samples)
+        np.testing.assert_allclose(out['loss_low'].item(),
+                                   2.0 * np.mean((s_low - t_low)**2),
+                                   rtol=1e-5)
+        np.testing.assert_allclose(out['loss_high'].item(),
+                                   3.0 * np.mean((s_high - t_high)**2),
+                                   rtol=1e-5)
+
+
 def test_connector_bands_give_the_same_value():
     """The pure-DWT WaveletConnector feeding the loss, as in the config."""
     s_maps, t_maps = maps(2), maps(3)

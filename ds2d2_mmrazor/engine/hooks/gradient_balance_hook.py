@@ -1,0 +1,145 @@
+"""Measure how hard each loss term pulls on the student's FPN features."""
+import json
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from torch import Tensor
+
+LossValue = Union[Tensor, Sequence[Tensor]]
+
+
+def gradient_norms(terms: Dict[str, LossValue],
+                   inputs: Sequence[Tensor]) -> Dict[str, float]:
+    """L2 norm of each term's gradient with respect to ``inputs``.
+
+    The norm is taken over all inputs together (e.g. the five FPN levels as
+    one vector): ``sqrt(sum_l ||d term / d inputs[l]||^2)``. A term that
+    does not depend on the inputs gets 0. Nothing is accumulated in
+    ``.grad`` and the graph is kept, so the caller can still backpropagate.
+
+    Args:
+        terms (dict[str, Tensor | list[Tensor]]): Named scalar losses; a
+            list (e.g. MMDetection's per-level losses) counts as its sum.
+        inputs (Sequence[Tensor]): Tensors of the graph the terms were
+            computed from.
+
+    Returns:
+        dict[str, float]: Term name -> gradient norm.
+    """
+    norms = {}
+    for name, value in terms.items():
+        if not isinstance(value, Tensor):
+            value = sum(value)
+        if not value.requires_grad:
+            norms[name] = 0.0
+            continue
+        grads = torch.autograd.grad(value, list(inputs), retain_graph=True,
+                                    allow_unused=True)
+        squared = sum(g.double().pow(2).sum() for g in grads
+                      if g is not None)
+        norms[name] = float(torch.as_tensor(squared).sqrt())
+    return norms
+
+
+def split_terms(losses: Dict[str, LossValue]) -> Dict[str, LossValue]:
+    """The task loss as one term, and each distillation term on its own.
+
+    ``task`` sums the detector's own losses (keys containing ``loss``;
+    MMRazor prefixes them ``student.``); keys beginning ``distill.`` stay
+    separate, without the prefix. Non-loss entries (accuracies) are left out.
+    """
+    task: List[Tensor] = []
+    terms: Dict[str, LossValue] = {}
+    for key, value in losses.items():
+        if 'loss' not in key:
+            continue
+        if key.startswith('distill.'):
+            terms[key[len('distill.'):]] = value
+        else:
+            task.extend([value] if isinstance(value, Tensor) else value)
+    if not task:
+        raise ValueError(f'no task loss among {sorted(losses)}: expected '
+                         'the detector\'s own loss terms')
+    return dict(task=sum(task), **terms)
+
+
+@HOOKS.register_module()
+class GradientBalanceHook(Hook):
+    """Record each loss term's gradient norm on the student's FPN output.
+
+    At the first and the last ``window`` training iterations, the hook runs
+    the model on the iteration's batch once more (after the update) and
+    computes, for the task loss and for each distillation term, the norm of
+    its gradient with respect to the student's FPN levels
+    (:func:`gradient_norms`) and its ratio to the task loss's. Weights are
+    not changed. Results are appended to ``WORK_DIR/gradient_balance.json``
+    (one JSON object a line: ``iter``, ``phase``, ``norms``, ``ratios``) and
+    logged. Works for plain detectors (only ``task``), MMRazor's
+    distillation algorithms and ``DS2D2Distill``.
+
+    Costs one extra forward and one backward per term at each measured
+    iteration, nothing at the others.
+
+    Args:
+        window (int): Iterations measured at the start and at the end of
+            training. Defaults to 3.
+        neck (str): Attribute path of the student's FPN from the detector.
+            Defaults to ``'neck'``.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, window: int = 3, neck: str = 'neck') -> None:
+        if window < 1:
+            raise ValueError(f'window={window}: expected >= 1')
+        self.window = window
+        self.neck = neck
+
+    def _phase(self, runner) -> Optional[str]:
+        done = runner.iter + 1  # this iteration has just finished
+        if done <= self.window:
+            return 'early'
+        if done > runner.max_iters - self.window:
+            return 'late'
+        return None
+
+    def after_train_iter(self, runner, batch_idx: int,
+                         data_batch: Optional[dict] = None,
+                         outputs: Optional[dict] = None) -> None:
+        phase = self._phase(runner)
+        if phase is None or data_batch is None:
+            return
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        detector = getattr(model, 'student', model)
+        neck = detector
+        for name in self.neck.split('.'):
+            neck = getattr(neck, name)
+        feats: List[Tensor] = []
+
+        def record(module, args, output) -> None:
+            feats.extend([output] if isinstance(output, Tensor) else output)
+
+        handle = neck.register_forward_hook(record)
+        try:
+            data = model.data_preprocessor(data_batch, True)
+            losses = model._run_forward(data, mode='loss')
+        finally:
+            handle.remove()
+        norms = gradient_norms(split_terms(losses), feats)
+        task = norms['task']
+        ratios = {k: v / task if task > 0 else float('nan')
+                  for k, v in norms.items() if k != 'task'}
+        record = dict(iter=runner.iter + 1, phase=phase, norms=norms,
+                      ratios=ratios)
+        with open(osp.join(runner.work_dir, 'gradient_balance.json'),
+                  'a') as f:
+            f.write(json.dumps(record) + '\n')
+        runner.logger.info(
+            f'gradient balance ({phase}, iter {runner.iter + 1}): task '
+            f'{task:.3g}; ' + ', '.join(f'{k} {v:.3g}x'
+                                        for k, v in ratios.items()))
