@@ -75,14 +75,15 @@ class GradientBalanceHook(Hook):
     the model on the iteration's batch once more (after the update) and
     computes, for the task loss and for each distillation term, the norm of
     its gradient with respect to the student's FPN levels
-    (:func:`gradient_norms`) and its ratio to the task loss's. Weights are
-    not changed. Results are appended to ``WORK_DIR/gradient_balance.json``
+    (:func:`gradient_norms`) and its ratio to the task loss's. Results are appended to ``WORK_DIR/gradient_balance.json``
     (one JSON object a line: ``iter``, ``phase``, ``norms``, ``ratios``) and
     logged. Works for plain detectors (only ``task``), MMRazor's
     distillation algorithms and ``DS2D2Distill``.
 
     Costs one extra forward and one backward per term at each measured
-    iteration, nothing at the others.
+    iteration, nothing at the others. The extra forward runs in training
+    mode, so it updates BatchNorm running statistics as one more batch
+    would (``2 * window`` times in a run); the weights are not changed.
 
     Args:
         window (int): Iterations measured at the start and at the end of
