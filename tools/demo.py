@@ -70,21 +70,14 @@ def table(rows: List[List[str]]) -> str:
     return '\n'.join(lines)
 
 
-def scalar_logs(work_dir: str) -> List[str]:
-    """MMEngine's scalars.json files of a run, oldest first."""
-    return sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                     'scalars.json')))
-
-
-def pictures(out: str, data_root: str, results: Dict[str, dict]
-             ) -> List[str]:
+def pictures(out: str, data_root: str, run_dir: Dict[str, str],
+             results: Dict[str, dict]) -> List[str]:
     """Loss curves, wavelet bands, DISW and detections; return the files."""
     pics = osp.join(out, 'pictures')
     os.makedirs(pics, exist_ok=True)
-    run_dir = {name: osp.join(out, 'runs', f'0/{name}') for name in RUNS}
     config = {name: osp.join(run_dir[name], 'config.py') for name in RUNS}
     for name in RUNS:
-        plot_losses.main([scalar_logs(run_dir[name])[-1], '--out',
+        plot_losses.main([study.scalar_logs(run_dir[name])[-1], '--out',
                           osp.join(pics, f'losses_{name}.png')])
     # the distilled checkpoint as a plain student detector
     student_ckpt = osp.join(out, 'ds2d2_student.pth')
@@ -143,7 +136,8 @@ def main(argv: Optional[List[str]] = None) -> str:
     data_root = demo.data_root(args.seed)
     print(f'data: {data_root}')
     demo.run_all(study.plan(settings, demo.rows, {}))
-    results = {name: demo.results[f'{args.seed}/{name}'] for name in RUNS}
+    keys = {name: study.run_key(args.seed, name) for name in RUNS}
+    results = {name: demo.results[key] for name, key in keys.items()}
     failed = {n: r['reason'] for n, r in results.items()
               if r['status'] != 'ok'}
     if failed:
@@ -151,19 +145,19 @@ def main(argv: Optional[List[str]] = None) -> str:
     rows = []
     for name, label in ROWS.items():
         result = results[name]
-        config = osp.join(args.out, 'runs', f'{args.seed}/{name}',
-                          'config.py')
+        config = osp.join(demo.run_dir(keys[name]), 'config.py')
         rows.append([
             label, f'{student_params(config) / 1e6:.2f} M',
             f"{result['test']['AP50']:.3f}", f"{result['test']['mAP']:.3f}",
             f"{result['val']['AP50']:.3f}",
             f"{result['seconds']:.0f} s"
-            if f'{args.seed}/{name}' in demo.trained else 'earlier run'
-
+            if keys[name] in demo.trained else 'earlier run'
         ])
     gap = results['teacher']['test']['AP50'] - \
         results['baseline']['test']['AP50']
-    written = pictures(args.out, data_root, results)
+    written = pictures(args.out, data_root,
+                       {name: demo.run_dir(key) for name, key in keys.items()},
+                       results)
     gain = results['ds2d2']['test']['AP50'] - \
         results['baseline']['test']['AP50']
     report = table(rows) + (

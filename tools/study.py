@@ -34,6 +34,7 @@ on every seed as extra rows.
 import argparse
 import contextlib
 import copy
+import glob
 import json
 import math
 import os
@@ -302,12 +303,16 @@ def evaluate(config: str, checkpoint: str, log: str) -> Dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
+def scalar_logs(work_dir: str) -> List[str]:
+    """MMEngine's scalars.json files of a run, oldest first."""
+    return sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                     'scalars.json')))
+
+
 def val_metrics(work_dir: str) -> Dict[str, float]:
     """The last evaluation (on val) the training run logged."""
-    import glob
     metrics: Dict[str, float] = {}
-    for log in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                         'scalars.json'))):
+    for log in scalar_logs(work_dir):
         with open(log) as f:
             for line in f:
                 record = json.loads(line)
@@ -352,6 +357,21 @@ class Run:
     needs: Dict[str, str]  # config field -> key of the run it loads
 
 
+def row_key(method: str, factor: float = 1.0) -> str:
+    """A table row: 'METHOD', or 'METHOD@FACTOR' for scaled weights."""
+    return method if factor == 1.0 else f'{method}@{factor:g}'
+
+
+def run_key(seed: int, method: str, factor: float = 1.0) -> str:
+    """A run: 'SEED/' and its row key."""
+    return f'{seed}/{row_key(method, factor)}'
+
+
+def _needs(seed: int, method: Method) -> Dict[str, str]:
+    """Config field -> key of the run whose checkpoint it loads."""
+    return {f'model.{n}_ckpt': run_key(seed, n) for n in method.needs}
+
+
 def plan(settings: Settings, rows: Dict[str, Method],
          factors: Dict[str, float]) -> List[Run]:
     """Every run, teachers first; sweep runs and val-selected rows too."""
@@ -359,12 +379,12 @@ def plan(settings: Settings, rows: Dict[str, Method],
     wanted = settings.methods or list(rows)
     for seed in settings.seeds:
         for name in wanted:
-            method = rows[name]
-            needs = {f'model.{n}_ckpt': f'{seed}/{n}' for n in method.needs}
-            runs.append(Run(f'{seed}/{name}', seed, name, 1.0, needs))
-            if name in factors and factors[name] != 1.0:
-                runs.append(Run(f'{seed}/{name}@{factors[name]:g}', seed,
-                                name, factors[name], needs))
+            needs = _needs(seed, rows[name])
+            runs.append(Run(run_key(seed, name), seed, name, 1.0, needs))
+            factor = factors.get(name, 1.0)
+            if factor != 1.0:
+                runs.append(Run(run_key(seed, name, factor), seed, name,
+                                factor, needs))
     return runs
 
 
@@ -375,10 +395,9 @@ def sweep_plan(settings: Settings, rows: Dict[str, Method]) -> List[Run]:
             method = rows[name]
             if method.group != 'compare' or name == 'baseline':
                 continue
-            needs = {f'model.{n}_ckpt': f'{seed}/{n}' for n in method.needs}
             for factor in settings.sweep:
-                runs.append(Run(f'{seed}/{name}@{factor:g}', seed, name,
-                                factor, needs))
+                runs.append(Run(run_key(seed, name, factor), seed, name,
+                                factor, _needs(seed, method)))
     return runs
 
 
@@ -436,8 +455,12 @@ class Study:
                                 seed=seed)
         return root
 
+    def run_dir(self, key: str) -> str:
+        """Where a run keeps its config, logs, checkpoint and result."""
+        return osp.join(self.out, 'runs', key)
+
     def result_path(self, key: str) -> str:
-        return osp.join(self.out, 'runs', key, 'result.json')
+        return osp.join(self.run_dir(key), 'result.json')
 
     def load(self, key: str) -> Optional[dict]:
         path = self.result_path(key)
@@ -452,7 +475,7 @@ class Study:
         self.results[key] = result
 
     def start(self, run: Run) -> subprocess.Popen:
-        work_dir = osp.join(self.out, 'runs', run.key)
+        work_dir = self.run_dir(run.key)
         config = make_config(self.settings, self.rows[run.method],
                              self.data_root(run.seed), work_dir, run.seed,
                              run.factor)
@@ -474,7 +497,7 @@ class Study:
 
     def finish(self, run: Run, process: subprocess.Popen) -> None:
         process.log.close()  # type: ignore[attr-defined]
-        work_dir = osp.join(self.out, 'runs', run.key)
+        work_dir = self.run_dir(run.key)
         seconds = time.time() - process.started  # type: ignore
         if process.returncode != 0:
             reason = failure_reason(osp.join(work_dir, 'train.out'))
@@ -545,25 +568,26 @@ class Study:
         self.save(run.key, dict(status='skipped',
                                 reason=f'{", ".join(failed)} failed'))
 
+    def sweep_scores(self, name: str) -> Dict[float, List[float]]:
+        """Factor -> val AP50 of each sweep seed whose run finished."""
+        scores = {}
+        for factor in [1.0] + list(self.settings.sweep):
+            values = [self.results.get(run_key(seed, name, factor), {}).get(
+                'val', {}).get('AP50', math.nan)
+                for seed in self.settings.sweep_seeds]
+            scores[factor] = [v for v in values if not math.isnan(v)]
+        return scores
+
     def selected_factors(self) -> Dict[str, float]:
         """Per method, the sweep factor with the best mean val AP50."""
-        s = self.settings
         chosen = {}
         for name, method in self.rows.items():
             if method.group != 'compare' or name == 'baseline':
                 continue
-            scores = {}
-            for factor in [1.0] + list(s.sweep):
-                values = [self.results.get(
-                    f'{seed}/{name}' + ('' if factor == 1.0 else
-                                        f'@{factor:g}'), {}).get(
-                                            'val', {}).get('AP50', math.nan)
-                          for seed in s.sweep_seeds]
-                values = [v for v in values if not math.isnan(v)]
-                if values:
-                    scores[factor] = sum(values) / len(values)
-            if scores:
-                chosen[name] = max(scores, key=scores.get)
+            means = {factor: sum(v) / len(v)
+                     for factor, v in self.sweep_scores(name).items() if v}
+            if means:
+                chosen[name] = max(means, key=means.get)
         return chosen
 
     def run(self) -> str:
@@ -637,7 +661,8 @@ class Report:
                 keys.append((name, method.label))
                 factor = self.factors.get(name, 1.0)
                 if group == 'compare' and factor != 1.0:
-                    keys.append((f'{name}@{factor:g}', f'{method.label}, '
+                    keys.append((row_key(name, factor),
+                                 f'{method.label}, '
                                  f'weights ×{factor:g} (chosen on val)'))
         return keys
 
@@ -734,13 +759,8 @@ class Report:
         for name, method in self.study.rows.items():
             if name not in self.factors:
                 continue
-            cells = [method.label]
-            for factor in [1.0] + list(s.sweep):
-                key = name if factor == 1.0 else f'{name}@{factor:g}'
-                v = [self.study.results.get(f'{seed}/{key}', {}).get(
-                    'val', {}).get('AP50', math.nan)
-                    for seed in s.sweep_seeds]
-                cells.append(mean_std(v))
+            cells = [method.label] + [
+                mean_std(v) for v in self.study.sweep_scores(name).values()]
             cells.append(f'×{self.factors[name]:g}')
             rows.append(cells)
         header = ['method'] + [f'val AP50, ×{f:g}'

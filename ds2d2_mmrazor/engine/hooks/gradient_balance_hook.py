@@ -75,10 +75,11 @@ class GradientBalanceHook(Hook):
     the model on the iteration's batch once more (after the update) and
     computes, for the task loss and for each distillation term, the norm of
     its gradient with respect to the student's FPN levels
-    (:func:`gradient_norms`) and its ratio to the task loss's. Results are appended to ``WORK_DIR/gradient_balance.json``
-    (one JSON object a line: ``iter``, ``phase``, ``norms``, ``ratios``) and
-    logged. Works for plain detectors (only ``task``), MMRazor's
-    distillation algorithms and ``DS2D2Distill``.
+    (:func:`gradient_norms`) and its ratio to the task loss's. Results are
+    appended to ``WORK_DIR/gradient_balance.json`` (one JSON object a line:
+    ``iter``, ``phase``, ``norms``, ``ratios``) and logged. Works for plain
+    detectors (only ``task``), MMRazor's distillation algorithms and
+    ``DS2D2Distill``.
 
     Costs one extra forward and one backward per term at each measured
     iteration, nothing at the others. The extra forward runs in training
@@ -135,11 +136,11 @@ class GradientBalanceHook(Hook):
         task = norms['task']
         ratios = {k: v / task if task > 0 else float('nan')
                   for k, v in norms.items() if k != 'task'}
-        record = dict(iter=runner.iter + 1, phase=phase, norms=norms,
-                      ratios=ratios)
+        entry = dict(iter=runner.iter + 1, phase=phase, norms=norms,
+                     ratios=ratios)
         with open(osp.join(runner.work_dir, 'gradient_balance.json'),
                   'a') as f:
-            f.write(json.dumps(record) + '\n')
+            f.write(json.dumps(entry) + '\n')
         runner.logger.info(
             f'gradient balance ({phase}, iter {runner.iter + 1}): task '
             f'{task:.3g}; ' + ', '.join(f'{k} {v:.3g}x'
