@@ -6,12 +6,13 @@ import tempfile
 import pytest
 from mmengine.config import Config
 
-from ds2d2_mmrazor import tiny
-
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # The scripts of tools/ import each other by name (Python puts tools/ on the
-# path when one runs); the tests import them the same way.
+# path when one runs); the tests import them the same way, and the demo's
+# generator and tiny configs (tools/synthetic) with them.
 sys.path.insert(0, osp.join(REPO, 'tools'))
+
+from synthetic import tiny  # noqa: E402
 
 
 def upstream_config(base: str) -> Config:
@@ -26,7 +27,7 @@ def upstream_config(base: str) -> Config:
 
 def shrink_dense_detector(model: dict, num_classes: int = 3,
                           channels: int = 16, base_channels: int = 8) -> dict:
-    """A tiny ResNet-18 FPN detector (see ds2d2_mmrazor.tiny)."""
+    """A tiny ResNet-18 FPN detector (see synthetic.tiny)."""
     return tiny.shrink_detector(model, num_classes, channels, base_channels)
 
 

@@ -133,7 +133,7 @@ def test_peer_baseline_builds_and_distils_every_fpn_level(path, tmp_path):
     from mmdet.testing import demo_mm_inputs
     from mmrazor.registry import MODELS
 
-    from ds2d2_mmrazor.tiny import tiny_config
+    from synthetic.tiny import tiny_config
     cfg = tiny_config(path, str(tmp_path), str(tmp_path), classes=(
         'vehicle', 'ship', 'storagetank'))
     assert cfg.model.teacher.backbone.depth == 18  # shrunk, no download
@@ -312,7 +312,7 @@ def test_rotated_config_builds_in_its_scope_and_computes_losses(path,
     from mmengine.registry import MODELS, DefaultScope
     from mmrotate.testing import demo_mm_inputs
 
-    from ds2d2_mmrazor.tiny import tiny_config
+    from synthetic.tiny import tiny_config
     cfg = tiny_config(path, str(tmp_path), str(tmp_path))
     for field in ('teacher_ckpt', 'amplifier_ckpt'):
         if field in cfg.model:

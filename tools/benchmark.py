@@ -493,13 +493,13 @@ def build_algorithm(name: str, quick: bool, seed: int,
     Full mode: the configured models (ResNet-18 student, ResNet-101 teacher
     and amplifier, 256-channel FPN, DIOR's 20 classes) without ImageNet
     weights. Quick mode: the same recipe with
-    :func:`ds2d2_mmrazor.tiny.shrink_detector` sized models.
+    :func:`synthetic.tiny.shrink_detector` sized models.
     """
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
     from mmrazor.registry import MODELS
 
-    from ds2d2_mmrazor.tiny import shrink_detector
+    from synthetic.tiny import shrink_detector
     config, package = DETECTORS[name]
     register_all_modules(init_default_scope=False)
     if package == 'mmrotate':

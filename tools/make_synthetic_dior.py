@@ -6,13 +6,13 @@
 
 Horizontal (DIOR) and oriented (DIOR-R) boxes of vehicles, ships, storage
 tanks, airplanes and tennis courts; see
-``ds2d2_mmrazor.datasets.synthetic.make_synthetic_dior``. OUT_DIR must not
+``synthetic.data.make_synthetic_dior``. OUT_DIR must not
 exist (or be empty).
 """
 import argparse
 from typing import List, Optional
 
-from ds2d2_mmrazor.datasets.synthetic import make_synthetic_dior
+from synthetic.data import make_synthetic_dior
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -223,7 +223,7 @@ def _splits(cfg) -> None:
 def make_config(settings: Settings, method: Method, data_root: str,
                 work_dir: str, seed: int, factor: float = 1.0) -> str:
     """Write the tiny config of one run; return its path."""
-    from ds2d2_mmrazor.tiny import tiny_config
+    from synthetic.tiny import tiny_config
     config = DETECTORS[settings.detector].get(method.config, method.config)
     epochs = settings.teacher_epochs if method.config == 'teacher' \
         else settings.epochs
@@ -445,7 +445,7 @@ class Study:
                 json.dump(fixed, f, indent=1)
 
     def data_root(self, seed: int) -> str:
-        from ds2d2_mmrazor.datasets.synthetic import make_synthetic_dior
+        from synthetic.data import make_synthetic_dior
         s = self.settings
         root = osp.join(self.out, 'data', f'seed{seed}') + '/'
         if not osp.isfile(osp.join(root, 'ImageSets', 'Main', 'test.txt')):

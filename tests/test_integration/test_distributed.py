@@ -20,7 +20,7 @@ import sys
 import pytest
 import torch
 
-from ds2d2_mmrazor import tiny
+from synthetic import tiny
 from mmrazor.registry import MODELS
 
 from ..conftest import make_dior

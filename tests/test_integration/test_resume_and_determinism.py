@@ -15,7 +15,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from ds2d2_mmrazor import tiny
+from synthetic import tiny
 from mmrazor.registry import MODELS
 
 from ..conftest import make_dior

@@ -13,8 +13,8 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from ds2d2_mmrazor.datasets import OBB_ANN_SUBDIR
-from ds2d2_mmrazor.datasets.synthetic import make_synthetic_dior
-from ds2d2_mmrazor.tiny import tiny_config
+from synthetic.data import make_synthetic_dior
+from synthetic.tiny import tiny_config
 
 from ..conftest import make_dota_split
 from .test_three_stages import WatchFrozen, state_dict

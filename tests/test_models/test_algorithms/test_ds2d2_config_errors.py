@@ -9,7 +9,7 @@ import torch
 from mmdet.registry import MODELS as DET_MODELS
 from mmengine.config import Config
 
-from ds2d2_mmrazor.tiny import shrink_detector
+from synthetic.tiny import shrink_detector
 from mmrazor.registry import MODELS
 
 from .conftest import build

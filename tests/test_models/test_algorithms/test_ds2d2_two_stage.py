@@ -8,7 +8,7 @@ import torch
 from mmdet.testing import demo_mm_inputs
 from mmrazor.registry import MODELS
 
-from ds2d2_mmrazor.tiny import tiny_config
+from synthetic.tiny import tiny_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))

@@ -1,4 +1,4 @@
-"""ds2d2_mmrazor.tiny: tiny configs keep the recipes' object-size settings
+"""synthetic.tiny: tiny configs keep the recipes' object-size settings
 in proportion to the image size, so that the generated objects have anchors
 of their size (as DIOR's objects have at 800 px)."""
 import glob
@@ -13,10 +13,10 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
-from ds2d2_mmrazor.datasets.synthetic import make_synthetic_dior
-from ds2d2_mmrazor.tiny import recipe_image_size, scale_to_image, tiny_config
+from synthetic.data import make_synthetic_dior
+from synthetic.tiny import recipe_image_size, scale_to_image, tiny_config
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs')
 SIZE = 128
 

@@ -37,7 +37,7 @@ from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .dior import DIOR_CLASSES
+from ds2d2_mmrazor.datasets import DIOR_CLASSES
 
 #: The DIOR classes this generator can draw (the default ``classes``).
 SYNTHETIC_CLASSES = ('vehicle', 'ship', 'storagetank', 'airplane',

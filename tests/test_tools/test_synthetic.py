@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ds2d2_mmrazor.datasets.dior import DIOR_CLASSES, DIORDataset
-from ds2d2_mmrazor.datasets.synthetic import (SYNTHETIC_CLASSES,
+from synthetic.data import (SYNTHETIC_CLASSES,
                                               make_synthetic_dior)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -313,7 +313,7 @@ def test_bad_arguments_are_refused_naming_the_fix(tmp_path):
 
 
 def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
-    from ds2d2_mmrazor.datasets import synthetic
+    from synthetic import data as synthetic
     calls = []
 
     def failing_encode(*args, **kwargs):
