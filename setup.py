@@ -34,7 +34,7 @@ setup(
         # mmrotate 1.0.0rc1 asserts mmdet <= 3.1.0.
         'mmdet==3.1.0',
         'mmrotate==1.0.0rc1',
-        # The repairs in ds2d2_mmrazor/env.py match these releases' text.
+        # The repairs in ds2d2_mmrazor/compat.py match these releases' text.
         'mmrazor==1.0.0',
         # mmrazor 1.0.0 imports joblib without declaring it.
         'joblib',

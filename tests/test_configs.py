@@ -1,8 +1,10 @@
 """The configs parse, state the paper's recipe, and fail early and clearly
 when a stage's checkpoint is missing."""
+import ast
 import glob
 import os
 import os.path as osp
+import re
 import tempfile
 
 import pytest
@@ -127,6 +129,20 @@ def test_missing_default_checkpoints_name_the_config_to_train(path):
 PEERS = sorted(glob.glob(osp.join(REPO, 'configs', 'peers', '*.py')))
 
 
+@pytest.mark.parametrize('path', STAGE_3,
+                         ids=[osp.basename(p) for p in STAGE_3])
+def test_disw_reads_the_batch_through_a_recorder(path):
+    """DISW's ground-truth boxes and input shape come from the student's
+    forward inputs (MMRazor's MethodInputs recorder), not from a side
+    channel of the distiller."""
+    distiller = Config.fromfile(path).model.distiller
+    assert distiller.student_recorders.batch == dict(
+        type='MethodInputs',
+        source='mmdet.models.detectors.BaseDetector.forward')
+    assert distiller.loss_forward_mappings.loss_spectral.data_samples == \
+        dict(recorder='batch', from_student=True, data_idx=1)
+
+
 @pytest.mark.parametrize('path', PEERS, ids=[osp.basename(p) for p in PEERS])
 def test_peer_baseline_builds_and_distils_every_fpn_level(path, tmp_path):
     import torch
@@ -175,8 +191,11 @@ def test_ds2d2_faster_rcnn_states_the_release_recipe(dataset, weights):
     # used here is scaled back by R (weight 0.5 x R), the L1 term is not
     rois = 2 * model.architecture.train_cfg.rcnn.sampler.num
     for loss in (losses.loss_amp_full, losses.loss_amp_high):
-        assert loss.type == 'RoIAmplifierLoss' and loss.temperature == 3.0
-        assert (loss.cls_weight, loss.reg_weight) == (0.5 * rois, 1.0)
+        assert loss.type == 'RoIAmplifierLoss'
+        assert loss.cls_loss == dict(type='mmrazor.KLDivergence', tau=3.0,
+                                     reduction='batchmean',
+                                     loss_weight=0.5 * rois)
+        assert loss.reg_loss == dict(type='mmdet.L1Loss', loss_weight=1.0)
     # RoIs: the student's own sample of the iteration, for both amplifiers
     recorder = model.distiller.student_recorders.rois
     assert recorder.source.endswith('StandardRoIHead.bbox_loss')
@@ -365,3 +384,36 @@ def test_every_stage_stops_on_nan_and_drops_zero_size_boxes(path):
                         gt_bboxes_labels=np.array([0, 1]),
                         gt_ignore_flags=np.array([False, False])))
         assert out['gt_bboxes_labels'].tolist() == [1]  # zero-size dropped
+
+
+# a config's dataset, from its file name (dior-r tried before dior)
+DATASET = re.compile(r'_(dior-r|dior|dota)\.py$')
+
+
+@pytest.mark.parametrize('path', TOP_LEVEL,
+                         ids=[osp.relpath(p, REPO) for p in TOP_LEVEL])
+def test_top_level_config_is_a_declarative_diff_of_its_own_dataset(path):
+    """A top-level config states values: no `del`, no loop statement, no
+    assignment into a dict or attribute, no `.update(...)`; and every config
+    it reads (`_base_`, Config.fromfile) is one of its own dataset (a DOTA
+    config does not read a DIOR config)."""
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        assert not isinstance(node, (ast.Delete, ast.For, ast.While)), \
+            f'line {node.lineno}: {type(node).__name__}'
+        assigns_into = isinstance(node, (ast.AugAssign, ast.AnnAssign)) or (
+            isinstance(node, ast.Assign)
+            and not all(isinstance(t, ast.Name) for t in node.targets))
+        assert not assigns_into, f'line {node.lineno}: assigns into a value'
+        if isinstance(node, ast.Call) and isinstance(node.func,
+                                                     ast.Attribute):
+            assert node.func.attr != 'update', f'line {node.lineno}'
+    dataset = DATASET.search(osp.basename(path)).group(1)
+    read = [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and node.value.endswith('.py')]
+    assert read  # at least its base
+    for name in read:
+        other = DATASET.search(name)
+        assert other is None or other.group(1) == dataset, (name, dataset)

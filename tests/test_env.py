@@ -1,62 +1,12 @@
-"""The repairs of ds2d2_mmrazor/env.py and the `make env` report."""
+"""ds2d2_mmrazor/env.py: the `make env` report, and the repair command that
+`make install` runs by path (the repairs themselves: test_compat.py)."""
 import subprocess
 import sys
 
-import pytest
+from ds2d2_mmrazor import compat, env
+from ds2d2_mmrazor.compat import Repair
 
-from ds2d2_mmrazor import env
-from ds2d2_mmrazor.env import Repair, RepairError
-
-
-def test_every_repair_is_applied_in_this_environment():
-    states = {r.name: r.state() for r in env.REPAIRS}
-    assert states == {name: 'applied' for name in states}
-
-
-def test_repairs_are_idempotent():
-    assert env.apply_repairs(verbose=False) == []
-
-
-@pytest.fixture
-def fake_package(tmp_path, monkeypatch):
-    """A package 'fakepkg' on sys.path with one file to repair."""
-    pkg = tmp_path / 'fakepkg'
-    pkg.mkdir()
-    (pkg / '__init__.py').write_text('')
-    target = pkg / 'mod.py'
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return target
-
-
-def test_repair_replaces_exact_text_once(fake_package):
-    fake_package.write_text('a = 1\nfrom collections import Sequence\n')
-    repair = Repair('fakepkg', '9.9', 'mod.py',
-                    'from collections import Sequence',
-                    'from collections.abc import Sequence', 'test')
-    assert repair.state() == 'pending'
-    assert repair.apply() is True
-    assert fake_package.read_text() == \
-        'a = 1\nfrom collections.abc import Sequence\n'
-    assert repair.state() == 'applied'
-    assert repair.apply() is False  # second run changes nothing
-
-
-def test_repair_fails_loudly_on_unexpected_text(fake_package):
-    fake_package.write_text('something else entirely\n')
-    repair = Repair('fakepkg', '9.9', 'mod.py', 'old text', 'new text',
-                    'mirrors upstream fix X')
-    assert repair.state() == 'unknown'
-    with pytest.raises(RepairError, match=r'fakepkg 9\.9.*mirrors upstream '
-                       r'fix X'):
-        repair.apply()
-    assert fake_package.read_text() == 'something else entirely\n'
-
-
-def test_repair_of_missing_package_names_it():
-    repair = Repair('no_such_pkg_ds2d2', '1.0', 'x.py', 'a', 'b', 'why')
-    assert repair.state() == 'missing'
-    with pytest.raises(RepairError, match='no_such_pkg_ds2d2 1.0'):
-        repair.apply()
+ENV_PY = env.__file__
 
 
 def test_make_env_report_exits_zero_and_lists_everything():
@@ -67,15 +17,44 @@ def test_make_env_report_exits_zero_and_lists_everything():
     for name, version in env.STACK.items():
         assert f'{name}' in out and version in out
     assert 'compiled ops load' in out
-    for repair in env.REPAIRS:
+    for repair in compat.REPAIRS:
         assert f'applied  {repair.name}' in out
     assert 'All good.' in out
 
 
 def test_env_report_fails_with_fix_it_message(monkeypatch, capsys):
-    broken = Repair('no_such_pkg_ds2d2', '1.0', 'x.py', 'a', 'b', 'why')
-    monkeypatch.setattr(env, 'REPAIRS', env.REPAIRS + (broken, ))
+    broken = Repair('no_such_pkg_ds2d2', '1.0', 'x.py', 'a', 'b', 'why',
+                    'never')
+    monkeypatch.setattr(compat, 'REPAIRS', compat.REPAIRS + (broken, ))
     assert env.main(['report']) == 1
     err = capsys.readouterr().err
     assert 'repair no_such_pkg_ds2d2/x.py is missing' in err
     assert 'make install' in err
+
+
+def test_repair_by_path_is_idempotent():
+    """As `make install` runs it: by path, the package not imported."""
+    result = subprocess.run([sys.executable, ENV_PY, 'repair'],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f'  already repaired {r.name}' for r in compat.REPAIRS]
+
+
+def test_repair_of_an_sdist_by_path(tmp_path):
+    """`make install` raises mmcv's C++ standard before building it."""
+    setup_py = tmp_path / 'setup.py'
+    setup_py.write_text("cxx = ['-std=c++14']\n" * 8)
+    command = [sys.executable, ENV_PY, 'repair', '--source', 'mmcv',
+               str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '  repaired         mmcv/setup.py\n'
+    assert setup_py.read_text() == "cxx = ['-std=c++17']\n" * 8
+    setup_py.write_text('a different release\n')
+    result = subprocess.run(command, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert 'expected the text of mmcv 2.0.1' in result.stderr
+    assert setup_py.read_text() == 'a different release\n'

@@ -13,7 +13,7 @@
 #               every clone on this machine reuses it
 #               (default ~/.cache/ds2d2_mmrazor)
 # Why each version, and what is repaired: ../shared/docs/stack.md and
-# ds2d2_mmrazor/env.py.
+# ds2d2_mmrazor/compat.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,13 +75,9 @@ print(f"torch{torch.__version__}-cp{sys.version_info[0]}{sys.version_info[1]}")'
     "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \
       "mmcv==$MMCV_VERSION" -d "$src"
     tar -xzf "$src/mmcv-$MMCV_VERSION.tar.gz" -C "$src"
-    setup_py=$src/mmcv-$MMCV_VERSION/setup.py
     # torch >= 2.1 headers need C++17; mmcv 2.0.1 hard-codes c++14
-    # (mmcv 2.1.0 switched to c++17, but mmdet 3.1.0 requires mmcv < 2.1).
-    grep -q -- '-std=c++14' "$setup_py" || {
-      echo "error: mmcv $MMCV_VERSION setup.py has no -std=c++14 to raise" >&2
-      exit 1; }
-    sed -i 's/c++14/c++17/g' "$setup_py"
+    # (ds2d2_mmrazor/compat.py, SOURCE_REPAIRS).
+    "$PY" ds2d2_mmrazor/env.py repair --source mmcv "$src/mmcv-$MMCV_VERSION"
     # CUDA ops are built when torch sees a GPU (or FORCE_CUDA=1 is set).
     (cd "$src/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 \
       MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" wheel -q --no-deps \

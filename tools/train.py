@@ -10,12 +10,12 @@ import argparse
 import os
 import os.path as osp
 
-import torch
 from mmengine.config import Config, DictAction
 from mmengine.device import get_device
 from mmengine.runner import Runner
 
-import ds2d2_mmrazor  # noqa: F401  (registers modules, allows checkpoints)
+# importing ds2d2_mmrazor registers its modules and allows checkpoints
+from ds2d2_mmrazor import compat
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,37 +63,11 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def setup_cpu_distributed(cfg: Config) -> None:
-    """Let torchrun work without CUDA (gloo), e.g. to try DDP on a laptop.
-
-    MMEngine 0.10.7 calls ``torch.cuda.set_device`` when it initialises the
-    process group and gives DDP ``device_ids``, both of which fail without
-    CUDA. Initialising the group here (the Runner then skips it) and
-    wrapping without ``device_ids`` avoids both. GPU runs are untouched.
-    """
-    if cfg.launcher == 'none' or torch.cuda.is_available():
-        return
-    if cfg.launcher != 'pytorch':
-        raise ValueError(f'--launcher {cfg.launcher} needs CUDA; on CPU use '
-                         'torchrun with --launcher pytorch')
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend='gloo')
-    wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel', broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False))
-    wrapper['device_ids'] = None
-    cfg.model_wrapper_cfg = wrapper
-
-
 def main(argv=None) -> None:
     cfg = build_config(parse_args(argv))
-    setup_cpu_distributed(cfg)
+    compat.setup_cpu_distributed(cfg)  # torchrun without CUDA
     Runner.from_cfg(cfg).train()
-    if torch.distributed.is_initialized():
-        # all ranks finish together; a rank exiting with gloo threads still
-        # running can abort ("terminate called without an active exception")
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    compat.close_distributed()  # all ranks finish together
 
 
 if __name__ == '__main__':

@@ -50,7 +50,7 @@ def stage_state_dict(path: str, field: str = 'checkpoint') -> Dict[str,
 
 
 def load_stage_checkpoint(model: nn.Module, path: str, field: str,
-                          role: str) -> None:
+                          role: str, own_parts_only: bool = False) -> None:
     """Load ``path`` into ``model`` if, and only if, it is a checkpoint of
     that very architecture; otherwise raise, saying what does not fit.
 
@@ -67,13 +67,20 @@ def load_stage_checkpoint(model: nn.Module, path: str, field: str,
         field (str): Config field that gave ``path``, for the message
             (e.g. 'model.teacher_ckpt').
         role (str): What ``model`` is, for the message (e.g. 'teacher').
+        own_parts_only (bool): Load only the checkpoint's entries under the
+            top-level parts ``model`` has (e.g. ``bbox_head`` of a full
+            detector checkpoint into a head-only model); those must fit
+            exactly. Defaults to False: the whole checkpoint must fit.
 
     Raises:
         ValueError: If the checkpoint does not fit ``model``, or would need
             arbitrary code to unpickle.
     """
-    state = stage_state_dict(path, field)
+    full = stage_state_dict(path, field)
     own = model.state_dict()
+    state = {k: v for k, v in full.items()
+             if k.split('.', 1)[0] in _parts(own)} if own_parts_only \
+        else full
     missing = sorted(k for k in own.keys() - state.keys()
                      if not TOLERATED.search(k))
     unexpected = sorted(k for k in state.keys() - own.keys()
@@ -85,9 +92,9 @@ def load_stage_checkpoint(model: nn.Module, path: str, field: str,
         return
     what = f'{field} {path!r} does not fit the {role} ' \
         f'({type(model).__name__})'
-    if state and all(k.startswith(('architecture.', 'teacher.',
-                                   'distiller.', 'amplifier.'))
-                     for k in state):
+    if full and all(k.startswith(('architecture.', 'teacher.',
+                                  'distiller.', 'amplifier.'))
+                    for k in full):
         raise ValueError(
             f'{what}: it is a DS2D2Distill (stage 3) checkpoint. Give the '
             f'{role}\'s own checkpoint (stage 1 for the teacher, stage 2 for '
@@ -104,8 +111,9 @@ def load_stage_checkpoint(model: nn.Module, path: str, field: str,
             f'{list(state[k].shape)}, {role} {list(own[k].shape)} (another '
             'depth, width or num_classes?)')
     hint = ''
-    if _parts(state) != _parts(own):
-        hint = (f' The checkpoint has the parts {_parts(state)}, the {role} '
+    if not set(_parts(own)) <= set(_parts(full)) or \
+            (_parts(full) != _parts(own) and not own_parts_only):
+        hint = (f' The checkpoint has the parts {_parts(full)}, the {role} '
                 f'{_parts(own)}: it belongs to another detector type.')
     raise ValueError(
         f'{what}: ' + '; '.join(problems) + '.' + hint +

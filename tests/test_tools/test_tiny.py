@@ -151,17 +151,18 @@ def test_scale_to_image_checks_its_input():
 
 
 def test_roi_kl_weight_follows_the_tiny_roi_count(tmp_path):
-    """The release's RoI KL is a sum over the batch's RoIs (cls_weight =
+    """The release's RoI KL is a sum over the batch's RoIs (KL weight =
     0.5 x 1024 for 2 images x 512 RoIs); tiny detectors sample 64 RoIs an
-    image, so at 4 images the sum is over 256 RoIs: cls_weight 0.5 x 256."""
+    image, so at 4 images the sum is over 256 RoIs: KL weight 0.5 x 256."""
     recipe = Config.fromfile(
         osp.join(CONFIGS, 'ds2d2_faster-rcnn_r18_r101_dior.py'))
     losses = recipe.model.distiller.distill_losses
-    assert losses.loss_amp_full.cls_weight == 0.5 * 1024
+    assert losses.loss_amp_full.cls_loss.loss_weight == 0.5 * 1024
     cfg = tiny_config(osp.join(CONFIGS, 'ds2d2_faster-rcnn_r18_r101_dior.py'),
                       str(tmp_path), str(tmp_path), batch_size=4)
     assert cfg.model.architecture.train_cfg.rcnn.sampler.num == 64
     for name in ('loss_amp_full', 'loss_amp_high'):
         loss = cfg.model.distiller.distill_losses[name]
-        assert loss.cls_weight == pytest.approx(0.5 * 64 * 4)
+        assert loss.cls_loss.loss_weight == pytest.approx(0.5 * 64 * 4)
+        assert loss.reg_loss.loss_weight == 1.0  # the L1 is a true mean
         assert loss.loss_weight == 1e-5  # the release's weight, unchanged

@@ -254,13 +254,14 @@ def tiny_config(config: str,
     model = cfg.model
     if 'architecture' in model:  # DS2D2Distill or an MMRazor peer
         if 'roi_head' in model.architecture:
-            # RoIAmplifierLoss's cls_weight carries the release's RoI count
+            # RoIAmplifierLoss's KL weight carries the release's RoI count
             # per batch (its KL is a sum over RoIs): keep that sum with the
             # tiny sampler and batch
             rois = model.architecture.train_cfg.rcnn.sampler.num
             for loss in model.distiller.distill_losses.values():
                 if loss.type.split('.')[-1] == 'RoIAmplifierLoss':
-                    loss.cls_weight = loss.get('cls_weight', 0.5) * (
+                    kl = loss.cls_loss
+                    kl.loss_weight = kl.get('loss_weight', 1.0) * (
                         TINY_ROIS * batch_size) / (rois * recipe_batch)
         evaluated = shrink(model.architecture)
         shrink(model.teacher)

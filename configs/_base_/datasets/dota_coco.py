@@ -18,10 +18,9 @@ metainfo = dict(
              'small-vehicle', 'large-vehicle', 'ship', 'tennis-court',
              'basketball-court', 'storage-tank', 'soccer-ball-field',
              'roundabout', 'harbor', 'swimming-pool', 'helicopter'))
-backend_args = None
 
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageFromFile', backend_args=_base_.backend_args),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=(1024, 1024), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
@@ -31,7 +30,7 @@ train_pipeline = [
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageFromFile', backend_args=_base_.backend_args),
     dict(type='Resize', scale=(1024, 1024), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(

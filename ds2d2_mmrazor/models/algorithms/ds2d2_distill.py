@@ -1,17 +1,16 @@
 """The DS2D2 distillation algorithm (stage 3 of the recipe)."""
 import os.path as osp
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
-import torch
 from mmengine.logging import MMLogger
-from mmengine.model import BaseModel
-from mmrazor.models.algorithms import SingleTeacherDistill
-from mmrazor.models.utils import add_prefix
+from mmrazor.models.algorithms import FpnTeacherDistill
 from mmrazor.registry import MODELS
-from torch import Tensor, nn
+from torch import nn
 
 from ...utils import load_stage_checkpoint
 from ..architectures.connectors import WaveletConnector
+from ..detectors import HighFrequencyHeads
+from ..losses.amplifier_loss import same_features
 
 STAGES = dict(teacher_ckpt='the teacher (stage 1)',
               amplifier_ckpt='the high-frequency amplifier (stage 2)')
@@ -49,24 +48,31 @@ def check_checkpoint(field: str, path: Optional[str]) -> None:
 
 
 @MODELS.register_module()
-class DS2D2Distill(SingleTeacherDistill):
+class DS2D2Distill(FpnTeacherDistill):
     """Dual-Stream Spectral Decoupling Distillation (arXiv 2512.04413).
 
-    Per iteration: the frozen teacher's backbone and neck run once under
-    ``no_grad``; the student runs its ordinary training step, during which
-    the distiller's recorders take its FPN features and its head's anchors and
-    targets; then the distiller's losses compute the explicit stream (wavelet
-    bands weighted by DISW) and the implicit stream (the frozen teacher head
-    and the frozen high-frequency amplifier head run on student and teacher
-    features). Teacher and amplifier stay frozen and in eval mode throughout
-    (also after ``runner.train()``); their heads are bound to the amplifier
-    losses, not copied, so the student's parameters are unchanged.
+    MMRazor's ``FpnTeacherDistill`` runs the iteration: the frozen teacher's
+    backbone and neck once under ``no_grad``, then the student's ordinary
+    training step, while the distiller's recorders take the FPN features of
+    both, the student head's targets (or sampled RoIs) and the batch; then
+    the distiller's losses compute the explicit stream (wavelet bands
+    weighted by DISW) and the implicit stream (the frozen teacher head and
+    the frozen high-frequency amplifier head run on student and teacher
+    features). What this class adds is the set-up: the two earlier stages'
+    checkpoints loaded strictly; of the stage-2 amplifier only the heads the
+    losses run (:class:`HighFrequencyHeads`: stage 3 never runs its
+    backbone and neck); teacher and amplifier handed to the distiller
+    (:meth:`DS2D2Distiller.set_amplifiers`); checks, before training, that
+    the features can be compared; teacher and amplifier frozen and in eval
+    mode (also after ``runner.train()``).
 
     Args:
-        amplifier (dict, optional): Config of the stage-2 model
-            (``mmdet.HighFrequencyAmplifier``). Required when a loss uses
-            ``amplifier='high_frequency'``.
-        amplifier_ckpt (str, optional): Its checkpoint (stage 2 output).
+        amplifier (dict | nn.Module, optional): Config of the stage-2 model
+            (``mmdet.HighFrequencyAmplifier``), or the built model. Required
+            when a loss uses ``amplifier='high_frequency'``. Only the parts
+            those losses run (``bbox_head`` or ``roi_head``) are built.
+        amplifier_ckpt (str, optional): Its checkpoint (stage 2 output), of
+            which the entries of those parts are loaded.
         teacher_ckpt (str, optional): Teacher checkpoint (stage 1 output).
         **kwargs: ``architecture`` (the student), ``teacher``,
             ``distiller`` (a ``DS2D2Distiller``) and the other arguments of
@@ -74,7 +80,7 @@ class DS2D2Distill(SingleTeacherDistill):
     """
 
     def __init__(self,
-                 amplifier: Optional[Union[dict, BaseModel]] = None,
+                 amplifier: Optional[Union[dict, nn.Module]] = None,
                  amplifier_ckpt: Optional[str] = None,
                  teacher_ckpt: Optional[str] = None,
                  **kwargs) -> None:
@@ -90,21 +96,41 @@ class DS2D2Distill(SingleTeacherDistill):
             load_stage_checkpoint(self.teacher, teacher_ckpt,
                                   'model.teacher_ckpt', 'teacher')
             self.teacher._is_init = True  # keep the loaded weights
-
-        self.amplifier: Optional[nn.Module] = None
-        if amplifier is not None:
-            if isinstance(amplifier, dict):
-                amplifier = MODELS.build(amplifier)
-            if amplifier_ckpt:
-                load_stage_checkpoint(amplifier, amplifier_ckpt,
-                                      'model.amplifier_ckpt',
-                                      'high-frequency amplifier')
-                amplifier._is_init = True
-            amplifier.requires_grad_(False)
-            self.amplifier = amplifier
         self.teacher.requires_grad_(False)
+        self.amplifier = self._build_amplifier(amplifier, amplifier_ckpt)
         self._check_feature_shapes()
-        self._bind_amplifier_losses()
+        amplifiers = dict(teacher=(self.teacher, same_features))
+        if self.amplifier is not None:
+            amplifiers['high_frequency'] = (
+                self.amplifier, self.amplifier.high_frequency_features)
+        self.distiller.set_amplifiers(amplifiers)
+
+    def _build_amplifier(
+            self, amplifier: Optional[Union[dict, nn.Module]],
+            amplifier_ckpt: Optional[str]) -> Optional[HighFrequencyHeads]:
+        """The stage-2 amplifier's heads that the losses run, loaded."""
+        parts = sorted({
+            loss.head_part for _, loss in self.distiller.amplifier_losses()
+            if loss.amplifier == 'high_frequency'
+        })
+        if amplifier is None:
+            return None
+        if not parts:
+            MMLogger.get_current_instance().warning(
+                'DS2D2Distill: no distill loss uses '
+                "amplifier='high_frequency'; the amplifier is not built")
+            return None
+        if isinstance(amplifier, nn.Module):
+            return HighFrequencyHeads.of(amplifier,
+                                         parts).requires_grad_(False)
+        heads = HighFrequencyHeads.build(amplifier, parts)
+        if amplifier_ckpt:
+            load_stage_checkpoint(heads, amplifier_ckpt,
+                                  'model.amplifier_ckpt',
+                                  'high-frequency amplifier',
+                                  own_parts_only=True)
+            heads._is_init = True  # keep the loaded weights
+        return heads.requires_grad_(False)
 
     def _check_feature_shapes(self) -> None:
         """Fail before training when student and teacher FPN features cannot
@@ -122,7 +148,7 @@ class DS2D2Distill(SingleTeacherDistill):
         if not (s_channels and t_channels):
             return
         if s_channels != t_channels and \
-                any(True for _ in self.distiller.bindable_losses()):
+                any(True for _ in self.distiller.amplifier_losses()):
             raise ValueError(
                 f'the student FPN has {s_channels} channels '
                 f'(architecture.neck.out_channels), the teacher '
@@ -150,39 +176,6 @@ class DS2D2Distill(SingleTeacherDistill):
                         f'(from {field}) with {t_channels}-channel teacher '
                         f'bands: give {field} a 1x1 adapter, '
                         f'in_channels={channels}, out_channels={t_channels}')
-
-    def _bind_amplifier_losses(self) -> None:
-        for loss in self.distiller.bindable_losses():
-            if loss.amplifier == 'teacher':
-                loss.bind(self.teacher)
-            elif self.amplifier is None:
-                raise ValueError(
-                    f'a distill loss uses amplifier={loss.amplifier!r} but '
-                    'DS2D2Distill has no `amplifier`: add the stage-2 model '
-                    'config (and amplifier_ckpt)')
-            else:
-                loss.bind(self.amplifier,
-                          self.amplifier.high_frequency_features)
-
-    def loss(self, batch_inputs: Tensor,
-             data_samples: Optional[List] = None) -> Dict[str, Tensor]:
-        """Student task losses (``student.*``) and DS2D2 terms
-        (``distill.*``)."""
-        losses = dict()
-        self.distiller.set_deliveries_override(False)
-        with self.distiller.teacher_recorders, self.distiller.deliveries, \
-                torch.no_grad():
-            self.teacher.extract_feat(batch_inputs)
-        self.distiller.set_deliveries_override(True)
-        with self.distiller.student_recorders, self.distiller.deliveries:
-            student_losses = self.student(
-                batch_inputs, data_samples, mode='loss')
-        losses.update(add_prefix(student_losses, 'student'))
-        if not self.distillation_stopped:
-            losses.update(add_prefix(
-                self.distiller.compute_distill_losses(data_samples),
-                'distill'))
-        return losses
 
     def train(self, mode: bool = True) -> 'DS2D2Distill':
         """Set the student's mode; teacher and amplifier stay in eval."""

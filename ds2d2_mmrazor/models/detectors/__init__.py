@@ -1,7 +1,11 @@
 from .high_frequency_amplifier import (HighFrequencyAmplifier,
+                                       HighFrequencyHeads,
                                        HighFrequencyMixin,
-                                       high_frequency_class)
+                                       build_detector_part,
+                                       high_frequency_class,
+                                       high_frequency_view)
 
 __all__ = [
-    'HighFrequencyAmplifier', 'HighFrequencyMixin', 'high_frequency_class'
+    'HighFrequencyAmplifier', 'HighFrequencyHeads', 'HighFrequencyMixin',
+    'build_detector_part', 'high_frequency_class', 'high_frequency_view'
 ]

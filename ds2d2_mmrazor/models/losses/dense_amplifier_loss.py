@@ -1,53 +1,123 @@
 """The implicit stream of DS2D2 for dense, anchor-based heads."""
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import torch
-from mmdet.structures.bbox import cat_boxes, get_box_tensor
+from mmdet.structures.bbox import BaseBoxes, cat_boxes, get_box_tensor
 from mmrazor.registry import MODELS
 from torch import Tensor, nn
 
-from .amplifier_loss import AmplifierLoss
+from .amplifier_loss import Amplifier, AmplifierLoss
+
+Loss = Callable[..., Tensor]
 
 
-def _flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
-    """[N, A*K, H, W] per level -> [N, sum(H*W*A), K], in anchor order."""
+def flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
+    """A dense head's per-level maps as one anchor axis.
+
+    Args:
+        maps (Sequence[Tensor]): Per level, [N, A_l * K, H_l, W_l].
+        channels (int): K, the values per anchor.
+
+    Returns:
+        Tensor: [N, sum_l H_l * W_l * A_l, K], in the order of the head's
+        anchor generator (level, row, column, anchor).
+    """
     return torch.cat([
         m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, channels) for m in maps
     ], dim=1)
+
+
+def dense_amplifier_loss(student_cls: Tensor, student_reg: Tensor,
+                         teacher_cls: Tensor, teacher_reg: Tensor,
+                         anchors: Tensor, label_weights: Tensor,
+                         avg_factor: float,
+                         decode: Callable[[Tensor, Tensor], Tensor],
+                         cls_loss: Loss, reg_loss: Loss) -> Tensor:
+    """Compare a dense head's predictions on student and teacher features.
+
+    With ``z`` the [N, A, C] sigmoid logits, ``d`` the [N, A, D] encoded
+    deltas and ``a`` the image's [A, D] anchors (the same for every image):
+
+    - cls: ``cls_loss(z_s, z_t, weight=label_weights, avg_factor)``;
+    - reg: ``reg_loss(decode(a, d_s), decode(a, d_t), weight=w, avg_factor)``
+      with ``w = max_c sigmoid(z_t)``, the teacher's confidence. The box
+      distance runs in float64: Gaussian distances (MMRotate's ``GDLoss``)
+      invert 2x2 covariances whose determinants cancel catastrophically in
+      float32 for elongated boxes (NaN for a 2828 x 0.36 px box, which an
+      untrained student head decodes); for GIoU it only costs time.
+
+    ``avg_factor`` is floored at 1 (an image without positives must not
+    blow the loss up). Teacher-side values get no gradient.
+
+    Args:
+        student_cls (Tensor): [N, A, C] logits of the head on student
+            features.
+        student_reg (Tensor): [N, A, D] deltas on student features.
+        teacher_cls (Tensor): [N, A, C] logits on teacher features.
+        teacher_reg (Tensor): [N, A, D] deltas on teacher features.
+        anchors (Tensor | BaseBoxes): [A, D] anchors of one image.
+        label_weights (Tensor): [N, A] weights of the cls term (the
+            student head's label weights: 0 for ignored anchors).
+        avg_factor (float): Divisor of both terms (the student head's
+            number of positive anchors).
+        decode (callable): ``decode(anchors, deltas) -> boxes``, both
+            [M, D]-like, boxes as a plain tensor.
+        cls_loss (callable): ``cls_loss(pred, target, weight=, avg_factor=)``
+            on [N * A, C] logits.
+        reg_loss (callable): ``reg_loss(pred, target, weight=,
+            avg_factor=)`` on [N * A, box] boxes.
+
+    Returns:
+        Tensor: Scalar ``cls + reg``.
+    """
+    num, num_anchors, num_classes = student_cls.shape
+    for name, student, teacher in (('logits', student_cls, teacher_cls),
+                                   ('deltas', student_reg, teacher_reg)):
+        if teacher.shape != student.shape or \
+                student.shape[:2] != (num, num_anchors):
+            raise ValueError(
+                f'student {name} {tuple(student.shape)} and teacher {name} '
+                f'{tuple(teacher.shape)} must both be [N, A, K] for the '
+                f'[N, A, C] = {tuple(student_cls.shape)} logits')
+    if label_weights.shape != (num, num_anchors):
+        raise ValueError(
+            f'the head predicts {num_anchors} anchors per image but the '
+            f'student\'s targets cover {label_weights.shape[-1]} (label '
+            f'weights {tuple(label_weights.shape)} for {num} images): the '
+            'amplifier head must use the student head\'s anchor generator')
+    avg_factor = max(float(avg_factor), 1.0)
+    loss_cls = cls_loss(
+        student_cls.reshape(-1, num_classes),
+        teacher_cls.reshape(-1, num_classes),
+        weight=label_weights.reshape(-1), avg_factor=avg_factor)
+    box_dim = student_reg.shape[-1]
+    anchors = cat_boxes([anchors] * num)  # [N * A, D]
+    with torch.no_grad():
+        t_boxes = decode(anchors, teacher_reg.reshape(-1, box_dim))
+        box_weight = teacher_cls.reshape(-1, num_classes).sigmoid().max(-1)[0]
+    s_boxes = decode(anchors, student_reg.reshape(-1, box_dim))
+    loss_reg = reg_loss(
+        s_boxes.double(), t_boxes.double(), weight=box_weight.double(),
+        avg_factor=avg_factor).to(loss_cls.dtype)
+    return loss_cls + loss_reg
 
 
 @MODELS.register_module()
 class DenseAmplifierLoss(AmplifierLoss):
     """A frozen dense head amplifies student/teacher feature differences.
 
-    The head (the teacher's own head, or the head of the trained
+    The head (the teacher's own ``bbox_head``, or that of the trained
     high-frequency amplifier) runs on the student's FPN features and on the
-    teacher's; the loss compares its predictions (DS2D2, arXiv 2512.04413,
-    Sec. 3):
+    teacher's; :func:`dense_amplifier_loss` compares its predictions (DS2D2,
+    arXiv 2512.04413, Sec. 3). The same class serves MMDetection's RetinaNet
+    and MMRotate's rotated RetinaNet: the head's anchor generator and bbox
+    coder decide the box type, ``reg_loss`` the distance (GIoU for
+    horizontal boxes, a Gaussian distance for rotated ones).
 
-    - cls: ``cls_loss`` (KD quality focal loss) between the logits, times
-      the anchors' label weights, summed and divided by ``avg_factor``;
-    - reg: both delta sets decoded with the anchors by the head's own bbox
-      coder, ``reg_loss`` (GIoU for horizontal boxes, a Gaussian distance for
-      rotated ones) between the boxes, weighted by the teacher's max class
-      probability, summed and divided by ``avg_factor``. The box distance is
-      evaluated in float64: Gaussian distances (MMRotate's ``GDLoss``)
-      invert 2x2 covariances whose determinants cancel catastrophically in
-      float32 for elongated boxes (NaN for a 2828 x 0.36 px box, which an
-      untrained student head decodes); for GIoU it only costs time.
-
-    The same class serves MMDetection's RetinaNet and MMRotate's rotated
-    RetinaNet (``FakeRotatedAnchorGenerator`` + ``DeltaXYWHTRBBoxCoder``):
-    the head's anchors and coder decide the box type, ``reg_loss`` the
-    distance.
-
-    Label weights and ``avg_factor`` are the ones the student head's assigner
-    produced for its own task loss in the same iteration (recorded, not
-    recomputed); the anchors come from the head's own anchor generator. The
-    head is bound by the algorithm (see :meth:`bind`) and is not a
-    submodule: it adds no parameters here. The
-    teacher-side pass runs under ``no_grad``; gradients reach the student only
-    through its features.
+    Label weights and ``avg_factor`` are the ones the student head's
+    assigner produced for its own task loss in the same iteration
+    (recorded, not recomputed). The teacher-side head pass runs under
+    ``no_grad``; gradients reach the student only through its features.
 
     Args:
         amplifier (str): Which head: 'teacher' (full-frequency amplifier) or
@@ -58,6 +128,7 @@ class DenseAmplifierLoss(AmplifierLoss):
             ``reg_loss(student_boxes, teacher_boxes, weight, avg_factor)``.
         loss_weight (float): Weight of the term. Defaults to 1.0.
     """
+    head_part = 'bbox_head'
 
     def __init__(self,
                  amplifier: str,
@@ -67,25 +138,16 @@ class DenseAmplifierLoss(AmplifierLoss):
                      type='mmdet.GIoULoss', reduction='mean',
                      loss_weight=1.0),
                  loss_weight: float = 1.0) -> None:
-        super().__init__(amplifier, loss_weight)
-        self.cls_loss = MODELS.build(cls_loss)
-        self.reg_loss = MODELS.build(reg_loss)
+        super().__init__(amplifier, cls_loss, reg_loss, loss_weight)
 
-    def bind(self, model: nn.Module,
-             feature_transform: Optional[Callable] = None) -> None:
-        """Attach the frozen detector whose dense head amplifies.
-
-        Args:
-            model (nn.Module): The teacher, or the high-frequency amplifier.
-                Its ``bbox_head`` must be an MMDetection anchor-based dense
-                head with a sigmoid classifier (``AnchorHead`` API:
-                ``forward``, ``bbox_coder``, ``cls_out_channels``).
-            feature_transform (callable, optional): Applied to each model's
-                FPN features before the head (the high-frequency view for
-                the HF amplifier). Identity when None.
-        """
-        head = getattr(model, 'bbox_head', None)
-        if head is None or not hasattr(head, 'bbox_coder'):
+    def check_head(self, model: nn.Module) -> None:
+        """Raise TypeError unless ``model.bbox_head`` is an MMDetection
+        anchor-based dense head with a sigmoid classifier (``AnchorHead``
+        API: ``forward``, ``prior_generator``, ``bbox_coder``,
+        ``cls_out_channels``)."""
+        head = getattr(model, self.head_part, None)
+        if not all(hasattr(head, attr) for attr in
+                   ('bbox_coder', 'prior_generator', 'cls_out_channels')):
             raise TypeError(
                 f'DenseAmplifierLoss needs a detector with an anchor-based '
                 f'dense bbox_head; {type(model).__name__} has '
@@ -94,13 +156,12 @@ class DenseAmplifierLoss(AmplifierLoss):
             raise TypeError(
                 f'{type(head).__name__} must classify with sigmoids '
                 '(loss_cls use_sigmoid=True) for the KD quality focal loss')
-        self._attach(head, feature_transform)
 
     def forward(self, student_feats: Sequence[Tensor],
                 teacher_feats: Sequence[Tensor],
-                label_weights: Sequence[Tensor],
-                avg_factor: float) -> Tensor:
-        """Compute the weighted amplifier loss (cls + reg).
+                label_weights: Sequence[Tensor], avg_factor: float,
+                amplifier: Amplifier) -> Tensor:
+        """Run the head on both sides and compare (cls + reg).
 
         Args:
             student_feats (Sequence[Tensor]): Student FPN levels.
@@ -108,46 +169,30 @@ class DenseAmplifierLoss(AmplifierLoss):
             label_weights (Sequence[Tensor]): Per level [N, A_l], from the
                 student head's ``get_targets``.
             avg_factor (float): Number of positive anchors in the batch.
+            amplifier (Amplifier): The frozen ``bbox_head`` and the feature
+                view it reads (given by the distiller).
 
         Returns:
             Tensor: Scalar loss.
         """
-        head, transform = self._bound(student_feats, teacher_feats)
+        self.check_levels(student_feats, teacher_feats)
+        head, transform = amplifier
         num_classes = head.cls_out_channels
         box_dim = head.bbox_coder.encode_size
         with torch.no_grad():
             t_cls, t_reg = head(transform(tuple(teacher_feats)))
-            t_cls = _flatten_levels(t_cls, num_classes)
-            t_reg = _flatten_levels(t_reg, box_dim)
         s_cls, s_reg = head(transform(tuple(student_feats)))
-        s_cls = _flatten_levels(s_cls, num_classes)
-        s_reg = _flatten_levels(s_reg, box_dim)
-        num_anchors = sum(w.shape[1] for w in label_weights)
-        if s_cls.shape[1] != num_anchors:
-            raise ValueError(
-                f'the head predicts {s_cls.shape[1]} anchors per image but '
-                f'the student\'s targets cover {num_anchors}: the amplifier '
-                'head must use the student head\'s anchor generator')
-        # mmdet divides by avg_factor + eps: an empty batch must not blow up
-        avg_factor = max(float(avg_factor), 1.0)
-
-        weight = torch.cat(list(label_weights), dim=1).reshape(-1)
-        loss_cls = self.cls_loss(
-            s_cls.reshape(-1, num_classes), t_cls.reshape(-1, num_classes),
-            weight=weight, avg_factor=avg_factor)
-
-        # The head's own anchors, the same for every image of the batch.
         anchors = cat_boxes(head.prior_generator.grid_priors(
             [f.shape[-2:] for f in student_feats],
             device=student_feats[0].device))
-        anchors = cat_boxes([anchors] * s_cls.shape[0])  # [N * A, D]
-        with torch.no_grad():
-            t_boxes = get_box_tensor(
-                head.bbox_coder.decode(anchors, t_reg.reshape(-1, box_dim)))
-            box_weight = t_cls.reshape(-1, num_classes).sigmoid().max(-1)[0]
-        s_boxes = get_box_tensor(
-            head.bbox_coder.decode(anchors, s_reg.reshape(-1, box_dim)))
-        loss_reg = self.reg_loss(
-            s_boxes.double(), t_boxes.double(), weight=box_weight.double(),
-            avg_factor=avg_factor).to(loss_cls.dtype)
-        return self.loss_weight * (loss_cls + loss_reg)
+
+        def decode(priors: BaseBoxes, deltas: Tensor) -> Tensor:
+            return get_box_tensor(head.bbox_coder.decode(priors, deltas))
+
+        return self.loss_weight * dense_amplifier_loss(
+            flatten_levels(s_cls, num_classes),
+            flatten_levels(s_reg, box_dim),
+            flatten_levels(t_cls, num_classes),
+            flatten_levels(t_reg, box_dim), anchors,
+            torch.cat(list(label_weights), dim=1), avg_factor, decode,
+            self.cls_loss, self.reg_loss)

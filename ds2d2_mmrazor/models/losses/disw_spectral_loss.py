@@ -52,7 +52,12 @@ def gt_boxes_and_input_shape(
         data_samples: Sequence) -> Tuple[List[Tensor], Tuple[int, int]]:
     """Ground-truth boxes per image and the padded batch input (H, W)."""
     if not data_samples:
-        raise ValueError('DISW needs the batch data samples, got none')
+        raise ValueError(
+            'DISW needs the batch data samples, got none: map them in '
+            'loss_forward_mappings, data_samples=dict(recorder=\'batch\', '
+            'from_student=True, data_idx=1), with the student recorder '
+            "batch=dict(type='MethodInputs', "
+            "source='mmdet.models.detectors.BaseDetector.forward')")
     boxes = [get_box_tensor(s.gt_instances.bboxes) for s in data_samples]
     input_hw = tuple(data_samples[0].metainfo['batch_input_shape'])
     return boxes, input_hw
@@ -95,7 +100,9 @@ class DISWSpectralLoss(nn.Module):
                 ``(low, high)`` bands.
             teacher (Sequence[tuple]): Per level, the teacher's bands.
             data_samples (Sequence[DetDataSample]): The batch, with
-                ``gt_instances.bboxes`` and ``batch_input_shape``.
+                ``gt_instances.bboxes`` and ``batch_input_shape`` (recorded
+                from the student's ``forward``); not read when
+                ``disw=False``.
 
         Returns:
             dict: ``loss_low`` and ``loss_high``, weighted.

@@ -1,5 +1,5 @@
 """The implicit stream of DS2D2 for two-stage (RoI) heads."""
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -7,40 +7,19 @@ from mmdet.structures.bbox import bbox2roi, get_box_tensor
 from mmrazor.registry import MODELS
 from torch import Tensor, nn
 
-from .amplifier_loss import AmplifierLoss
-from .utils import check_weight
+from .amplifier_loss import Amplifier, AmplifierLoss
+
+Loss = Callable[..., Tensor]
 
 
-def roi_kl_div_loss(student_logits: Tensor, teacher_logits: Tensor,
-                    temperature: float) -> Tensor:
-    """Temperature-scaled KL divergence, averaged over RoIs.
-
-    ``T² · mean_r Σ_c p_t (log p_t − log p_s)`` with ``p = softmax(z / T)``
-    over all C+1 logits (background included).
-
-    Args:
-        student_logits (Tensor): [R, C+1] student class logits.
-        teacher_logits (Tensor): [R, C+1] teacher class logits.
-        temperature (float): Softmax temperature T.
-
-    Returns:
-        Tensor: Scalar loss (0 for R = 0).
-    """
-    log_p_s = F.log_softmax(student_logits / temperature, dim=1)
-    log_p_t = F.log_softmax(teacher_logits / temperature, dim=1)
-    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
-    return temperature**2 * kl.sum() / max(kl.numel(), 1)
-
-
-def roi_delta_l1_loss(student_deltas: Tensor, teacher_deltas: Tensor,
-                      teacher_logits: Tensor, box_dim: int = 4) -> Tensor:
-    """L1 between the deltas of the teacher's top foreground class.
+def top_class_deltas(student_deltas: Tensor, teacher_deltas: Tensor,
+                     teacher_logits: Tensor,
+                     box_dim: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """The deltas of the teacher's most probable foreground class.
 
     With ``p_t = softmax(z_t)`` (background last), ``c*_r = argmax_{c<C}
-    p_t[r, c]`` and ``w_r = p_t[r, c*_r]``:
-    ``Σ_r w_r · |d_s[r, c*_r] − d_t[r, c*_r]|_1 / (D · Σ_r w_r)``, 0 when
-    ``Σ_r w_r = 0``. A class-agnostic head has one delta set per RoI, used
-    for every class.
+    p_t[r, c]`` and ``w_r = p_t[r, c*_r]``. A class-agnostic head has one
+    delta set per RoI, used for every class.
 
     Args:
         student_deltas (Tensor): [R, C*D] class-specific or [R, D]
@@ -48,13 +27,21 @@ def roi_delta_l1_loss(student_deltas: Tensor, teacher_deltas: Tensor,
         teacher_deltas (Tensor): Likewise.
         teacher_logits (Tensor): [R, C+1] teacher class logits.
         box_dim (int): D, the size of one encoded box (4 for horizontal
-            boxes, 5 for rotated ones). Defaults to 4.
+            boxes, 5 for rotated ones).
 
     Returns:
-        Tensor: Scalar loss.
+        tuple[Tensor, Tensor, Tensor]: The student's and the (detached)
+        teacher's [R, D] deltas of class ``c*_r``, and the [R] weights
+        ``w_r`` (no gradient).
     """
     num_rois, num_classes = teacher_logits.shape[0], \
         teacher_logits.shape[1] - 1
+    if teacher_deltas.shape != student_deltas.shape or \
+            student_deltas.shape[0] != num_rois:
+        raise ValueError(
+            f'student deltas {tuple(student_deltas.shape)} and teacher '
+            f'deltas {tuple(teacher_deltas.shape)} must both have one row '
+            f'per RoI of the {tuple(teacher_logits.shape)} logits')
     if student_deltas.shape[1] not in (box_dim, num_classes * box_dim):
         raise ValueError(
             f'{student_deltas.shape[1]} deltas per RoI fit neither '
@@ -64,100 +51,116 @@ def roi_delta_l1_loss(student_deltas: Tensor, teacher_deltas: Tensor,
         fg_probs = F.softmax(teacher_logits, dim=1)[:, :num_classes]
         weight, best = fg_probs.max(dim=1)
     if student_deltas.shape[1] == box_dim:
-        pred, target = student_deltas, teacher_deltas.detach()
-    else:
-        index = torch.arange(num_rois, device=best.device)
-        target = teacher_deltas.detach().reshape(num_rois, num_classes,
-                                                 box_dim)[index, best]
-        pred = student_deltas.reshape(num_rois, num_classes,
-                                      box_dim)[index, best]
-    total = ((pred - target).abs().sum(dim=1) * weight).sum()
+        return student_deltas, teacher_deltas.detach(), weight
+    index = torch.arange(num_rois, device=best.device)
+    pred = student_deltas.reshape(num_rois, num_classes, box_dim)[index, best]
+    target = teacher_deltas.detach().reshape(num_rois, num_classes,
+                                             box_dim)[index, best]
+    return pred, target, weight
+
+
+def roi_amplifier_loss(student_logits: Tensor, student_deltas: Tensor,
+                       teacher_logits: Tensor, teacher_deltas: Tensor,
+                       box_dim: int, cls_loss: Loss,
+                       reg_loss: Loss) -> Tensor:
+    """Compare a RoI bbox head's predictions on student and teacher
+    features, for the same RoIs.
+
+    With ``z`` the [R, C+1] class logits (background last) and ``d`` the
+    encoded deltas:
+
+    - cls: ``cls_loss(z_s, z_t)`` (the configs: MMRazor's
+      ``KLDivergence`` with temperature T and ``reduction='batchmean'``,
+      i.e. ``T² (1/R) Σ_r KL(softmax(z_t/T) || softmax(z_s/T))``);
+    - reg: the deltas of the teacher's most probable foreground class
+      (:func:`top_class_deltas`), ``reg_loss(d_s, d_t, weight=w,
+      reduction_override='sum') / (D Σ_r w_r)`` (0 when every ``w_r`` is
+      0); with MMDetection's ``L1Loss``: ``Σ_r w_r |d_s − d_t|_1 / (D Σ_r
+      w_r)``.
+
+    Args:
+        student_logits (Tensor): [R, C+1] logits on student features.
+        student_deltas (Tensor): [R, C*D] or [R, D] deltas on student
+            features.
+        teacher_logits (Tensor): [R, C+1] logits on teacher features.
+        teacher_deltas (Tensor): Deltas on teacher features.
+        box_dim (int): D, the size of one encoded box.
+        cls_loss (callable): ``cls_loss(student_logits, teacher_logits)``.
+        reg_loss (callable): ``reg_loss(pred, target, weight=,
+            reduction_override='sum')`` on [R, D] deltas.
+
+    Returns:
+        Tensor: Scalar ``cls + reg``.
+    """
+    loss_cls = cls_loss(student_logits, teacher_logits)
+    pred, target, weight = top_class_deltas(student_deltas, teacher_deltas,
+                                            teacher_logits, box_dim)
+    total = reg_loss(pred, target, weight=weight[:, None].expand_as(pred),
+                     reduction_override='sum')
     denominator = box_dim * weight.sum()
     # all weights 0 -> total is exactly 0: divide by 1 instead of by 0
-    return total / torch.where(denominator > 0, denominator,
-                               torch.ones_like(denominator))
+    return loss_cls + total / torch.where(denominator > 0, denominator,
+                                          torch.ones_like(denominator))
 
 
 @MODELS.register_module()
 class RoIAmplifierLoss(AmplifierLoss):
     """A frozen RoI bbox head amplifies student/teacher feature differences.
 
-    The bbox branch of a frozen two-stage detector (the teacher's own RoI
-    head, or the RoI head of the trained high-frequency amplifier) runs on
-    the student's FPN features and on the teacher's, for the same RoIs; the
-    loss compares its predictions (DS2D2, arXiv 2512.04413, Sec. 3). With
-    ``z_s, z_t`` the [R, C+1] class logits (background last) and ``d_s,
-    d_t`` the [R, D·C] class-specific encoded deltas (D = 4 for horizontal
-    boxes, 5 for rotated ones; a class-agnostic head's single [R, D] set
-    serves every class):
-
-    - cls: ``T² · (1/R) Σ_r Σ_c softmax(z_t/T)·(log_softmax(z_t/T) −
-      log_softmax(z_s/T))``, times ``cls_weight``;
-    - reg: ``p_t = softmax(z_t)``, ``c*_r`` the teacher's most probable
-      foreground class and ``w_r = p_t[r, c*_r]``;
-      ``Σ_r w_r |d_s[r, c*_r] − d_t[r, c*_r]|_1 / (D Σ_r w_r)`` (0 when all
-      ``w_r`` are 0), times ``reg_weight``;
-    - the loss is ``loss_weight · (cls + reg)``.
+    The bbox branch of a frozen two-stage detector (the teacher's own
+    ``roi_head``, or that of the trained high-frequency amplifier) runs on
+    the student's FPN features and on the teacher's, for the same RoIs;
+    :func:`roi_amplifier_loss` compares its predictions (DS2D2, arXiv
+    2512.04413, Sec. 3). Logits and deltas are compared in float32.
 
     The RoIs are the ones the STUDENT's RoI head sampled for its own task
     loss in the same iteration (recorded, not re-sampled): one sample shared
     by both models and both amplifiers. Horizontal RoIs (Faster R-CNN) and
     rotated ones (MMRotate's Oriented R-CNN, whose ``StandardRoIHead`` pools
     them with ``RotatedSingleRoIExtractor``) go through the head's own RoI
-    extractor alike. The head is bound by the algorithm
-    (see :meth:`bind`) and is not a submodule: it adds no parameters here.
-    The teacher-side pass runs under ``no_grad``; gradients reach the student
-    only through its features. Everything is computed in float32.
+    extractor alike. The teacher-side pass runs under ``no_grad``; gradients
+    reach the student only through its features.
 
     Note:
         The authors' release passes the batch factor as the per-RoI weight of
-        the KL term, so its cls term is a SUM over the R sampled RoIs. Here it
-        is a mean; to keep the release's magnitude the configs multiply
-        ``cls_weight`` (not ``reg_weight``, whose release normalisation is
-        right) by the number of sampled RoIs per batch, R =
-        ``train_cfg.rcnn.sampler.num`` × images per GPU (e.g. 0.5 × 512 × 2),
-        and say so next to the weight.
+        the KL term, so its cls term is a SUM over the R sampled RoIs. Here
+        it is a mean (``reduction='batchmean'``); to keep the release's
+        magnitude the configs multiply the KL's ``loss_weight`` (not the L1's,
+        whose release normalisation is right) by the number of sampled RoIs
+        per batch, R = ``train_cfg.rcnn.sampler.num`` × images per GPU (e.g.
+        0.5 × 512 × 2), and say so next to the weight.
 
     Args:
         amplifier (str): Which head: 'teacher' (full-frequency amplifier) or
             'high_frequency' (the trained amplifier on HF features).
-        temperature (float): Softmax temperature T of the KL term.
-            Defaults to 3.0.
-        cls_weight (float): Weight of the KL term. Defaults to 0.5.
-        reg_weight (float): Weight of the L1 term. Defaults to 1.0.
+        cls_loss (dict): Config of the class term, called as
+            ``cls_loss(student_logits, teacher_logits)``. Defaults to
+            MMRazor's ``KLDivergence`` with T = 3, mean over RoIs, weight
+            0.5.
+        reg_loss (dict): Config of the delta distance, called as
+            ``reg_loss(pred, target, weight, reduction_override='sum')``
+            (MMDetection's regression losses). Defaults to ``L1Loss``.
         loss_weight (float): Weight of the whole loss. Defaults to 1.0.
     """
+    head_part = 'roi_head'
 
     def __init__(self,
                  amplifier: str,
-                 temperature: float = 3.0,
-                 cls_weight: float = 0.5,
-                 reg_weight: float = 1.0,
+                 cls_loss: dict = dict(
+                     type='mmrazor.KLDivergence', tau=3.0,
+                     reduction='batchmean', loss_weight=0.5),
+                 reg_loss: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  loss_weight: float = 1.0) -> None:
-        super().__init__(amplifier, loss_weight)
-        owner = type(self).__name__
-        self.temperature = check_weight(owner, 'temperature', temperature,
-                                        positive=True)
-        self.cls_weight = check_weight(owner, 'cls_weight', cls_weight)
-        self.reg_weight = check_weight(owner, 'reg_weight', reg_weight)
+        super().__init__(amplifier, cls_loss, reg_loss, loss_weight)
 
-    def bind(self, model: nn.Module,
-             feature_transform: Optional[Callable] = None) -> None:
-        """Attach the frozen detector whose RoI bbox branch amplifies.
-
-        Args:
-            model (nn.Module): The teacher, or the high-frequency amplifier.
-                Its ``roi_head`` must be an MMDetection ``StandardRoIHead``-
-                like head (``bbox_roi_extractor``, ``bbox_head``,
-                ``_bbox_forward(x, rois)``) whose bbox head encodes boxes
-                with a ``bbox_coder`` and classifies with a softmax over
-                C+1 logits, background last (as ``Shared2FCBBoxHead`` with
-                ``CrossEntropyLoss``).
-            feature_transform (callable, optional): Applied to each model's
-                FPN features before the head (the high-frequency view for
-                the HF amplifier). Identity when None.
-        """
-        roi_head = getattr(model, 'roi_head', None)
+    def check_head(self, model: nn.Module) -> None:
+        """Raise TypeError unless ``model.roi_head`` is an MMDetection
+        ``StandardRoIHead``-like head (``bbox_roi_extractor``, a single
+        ``bbox_head``, ``_bbox_forward(x, rois)``) whose bbox head encodes
+        boxes with a ``bbox_coder`` and classifies with a softmax over C+1
+        logits, background last (as ``Shared2FCBBoxHead`` with
+        ``CrossEntropyLoss``)."""
+        roi_head = getattr(model, self.head_part, None)
         if not all(hasattr(roi_head, attr) for attr in
                    ('bbox_roi_extractor', 'bbox_head', '_bbox_forward')) \
                 or isinstance(roi_head.bbox_head, nn.ModuleList):
@@ -180,12 +183,11 @@ class RoIAmplifierLoss(AmplifierLoss):
                 'num_classes + 1 logits (background last, loss_cls '
                 'use_sigmoid=False); found loss_cls '
                 f'{type(loss_cls).__name__}')
-        self._attach(roi_head, feature_transform)
 
     def forward(self, student_feats: Sequence[Tensor],
-                teacher_feats: Sequence[Tensor],
-                sampling_results: Sequence) -> Tensor:
-        """Compute the weighted amplifier loss (cls + reg).
+                teacher_feats: Sequence[Tensor], sampling_results: Sequence,
+                amplifier: Amplifier) -> Tensor:
+        """Run the RoI head on both sides and compare (cls + reg).
 
         Args:
             student_feats (Sequence[Tensor]): Student FPN levels.
@@ -193,11 +195,14 @@ class RoIAmplifierLoss(AmplifierLoss):
             sampling_results (Sequence[SamplingResult]): What the student's
                 RoI head sampled this iteration, one per image (only
                 ``priors`` is read).
+            amplifier (Amplifier): The frozen ``roi_head`` and the feature
+                view it reads (given by the distiller).
 
         Returns:
             Tensor: Scalar loss.
         """
-        roi_head, transform = self._bound(student_feats, teacher_feats)
+        self.check_levels(student_feats, teacher_feats)
+        roi_head, transform = amplifier
         rois = bbox2roi([get_box_tensor(res.priors).detach()
                          for res in sampling_results])
         if rois.shape[0] == 0:
@@ -208,16 +213,13 @@ class RoIAmplifierLoss(AmplifierLoss):
                                            rois)
         s_out = roi_head._bbox_forward(transform(tuple(student_feats)), rois)
         t_logits = t_out['cls_score'].float()
-        s_logits = s_out['cls_score'].float()
         num_classes = roi_head.bbox_head.num_classes
         if t_logits.shape[1] != num_classes + 1:
             raise ValueError(
                 f'the bbox head predicts {t_logits.shape[1]} logits, expected '
                 f'num_classes + 1 = {num_classes + 1}')
-
-        loss_cls = roi_kl_div_loss(s_logits, t_logits, self.temperature)
-        loss_reg = roi_delta_l1_loss(
-            s_out['bbox_pred'].float(), t_out['bbox_pred'].float(), t_logits,
-            roi_head.bbox_head.bbox_coder.encode_size)
-        return self.loss_weight * (self.cls_weight * loss_cls +
-                                   self.reg_weight * loss_reg)
+        return self.loss_weight * roi_amplifier_loss(
+            s_out['cls_score'].float(), s_out['bbox_pred'].float(), t_logits,
+            t_out['bbox_pred'].float(),
+            roi_head.bbox_head.bbox_coder.encode_size, self.cls_loss,
+            self.reg_loss)

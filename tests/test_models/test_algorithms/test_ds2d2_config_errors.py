@@ -121,6 +121,22 @@ def test_checkpoint_of_another_detector_type(algo_cfg, tmp_path):
         "teacher's config" in msg
 
 
+def test_amplifier_checkpoint_of_another_detector_type(algo_cfg, tmp_path):
+    """Stage 3 loads only the amplifier's bbox_head entries; a checkpoint
+    without them is refused, naming the parts on both sides."""
+    frcnn = shrink_detector(Config.fromfile(FASTER_RCNN).model, 3, 16, 16)
+    path = save(detector(frcnn), tmp_path / 'frcnn_amplifier.pth')
+    with pytest.raises(ValueError) as info:
+        build(algo_cfg, amplifier_ckpt=path)
+    msg = str(info.value)
+    assert f"model.amplifier_ckpt '{path}' does not fit the high-frequency " \
+        'amplifier (HighFrequencyHeads)' in msg
+    assert 'missing keys: bbox_head.' in msg and 'unexpected' not in msg
+    assert "the parts ['backbone', 'neck', 'roi_head', 'rpn_head'], the " \
+        "high-frequency amplifier ['bbox_head']: it belongs to another " \
+        'detector type' in msg
+
+
 def test_stage_3_checkpoint_given_as_amplifier(algo_cfg, tmp_path):
     teacher = detector(algo_cfg.teacher)
     path = save(teacher, tmp_path / 'ds2d2.pth', prefix='teacher.')

@@ -166,7 +166,8 @@ def test_all_distill_terms_zero_when_student_equals_teacher(algo_cfg):
     algo.init_weights()
     teacher = algo.teacher.state_dict()
     algo.student.load_state_dict(teacher)
-    algo.amplifier.load_state_dict(teacher)
+    algo.amplifier.load_state_dict(
+        {k: v for k, v in teacher.items() if k.startswith('bbox_head.')})
     adapter = algo.distiller.connectors['student_bands'].adapters[0].weight
     with torch.no_grad():
         adapter.copy_(torch.eye(16).reshape(16, 16, 1, 1))
@@ -202,6 +203,9 @@ def test_teacher_and_amplifier_weights_come_from_their_checkpoints(
     loaded = build(algo_cfg, teacher_ckpt=teacher_ckpt,
                    amplifier_ckpt=amplifier_ckpt)
     loaded.init_weights()  # must not re-initialise the loaded models
+    # stage 3 keeps only the amplifier's head: the entries of its part
+    amplifier = {k: v for k, v in amplifier.items()
+                 if k.startswith('bbox_head.')}
     for model, expected in ((loaded.teacher, teacher),
                             (loaded.amplifier, amplifier)):
         weights = model.state_dict()
@@ -209,6 +213,37 @@ def test_teacher_and_amplifier_weights_come_from_their_checkpoints(
         for key, value in expected.items():
             assert torch.equal(weights[key], value), key
         assert all(not p.requires_grad for p in model.parameters())
+
+
+def test_stage_3_holds_only_the_amplifier_head(algo):
+    """The amplifier's backbone and neck never run in stage 3: they are
+    not built, and a stage-3 checkpoint holds amplifier.bbox_head only."""
+    assert [name for name, _ in algo.amplifier.named_children()] == \
+        ['bbox_head']
+    keys = [k for k in algo.state_dict() if k.startswith('amplifier.')]
+    assert keys and all(k.startswith('amplifier.bbox_head.') for k in keys)
+    teacher_head = sum(p.numel() for p in algo.teacher.bbox_head.parameters())
+    assert sum(p.numel() for p in algo.amplifier.parameters()) == teacher_head
+
+
+def test_amplifier_losses_get_their_heads_from_the_distiller(algo):
+    args = algo.distiller.amplifier_args
+    assert set(args) == {'loss_amp_full', 'loss_amp_high'}
+    assert args['loss_amp_full'].head is algo.teacher.bbox_head
+    assert args['loss_amp_high'].head is algo.amplifier.bbox_head
+    feats = (torch.randn(1, 16, 8, 8), )
+    assert args['loss_amp_full'].transform(feats) is feats
+    (view, ) = args['loss_amp_high'].transform(feats)
+    assert view.shape == feats[0].shape and not torch.equal(view, feats[0])
+    # the distiller holds references, not submodules
+    assert not any(k.startswith('distiller.') and 'bbox_head' in k
+                   for k in algo.state_dict())
+
+
+def test_a_distiller_without_amplifiers_says_how_to_build_it(algo_cfg):
+    distiller = MODELS.build(copy.deepcopy(algo_cfg.distiller))
+    with pytest.raises(RuntimeError, match='through DS2D2Distill'):
+        distiller.compute_distill_losses()
 
 
 # ----------------------------------------------------------------------------

@@ -57,7 +57,12 @@ def test_terms_and_gradient_routing(tmp_path):
 def test_identical_student_and_teacher_give_zero_terms(tmp_path):
     model = build(tmp_path, same_width=True)
     model.student.load_state_dict(model.teacher.state_dict())
-    model.amplifier.load_state_dict(model.teacher.state_dict())
+    # stage 3 keeps only the amplifier's RoI head
+    assert [name for name, _ in model.amplifier.named_children()] == \
+        ['roi_head']
+    model.amplifier.load_state_dict(
+        {k: v for k, v in model.teacher.state_dict().items()
+         if k.startswith('roi_head.')})
     adapter = model.distiller.connectors['student_bands'].adapters[0]
     with torch.no_grad():
         adapter.weight.copy_(torch.eye(16)[:, :, None, None])

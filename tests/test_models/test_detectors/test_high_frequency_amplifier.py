@@ -248,3 +248,56 @@ def test_rotated_retinanet_amplifier_trains_its_head_on_hf_features():
     assert sum(p.grad.abs().sum() for p in model.bbox_head.parameters()) > 0
     assert all(p.grad is None for p in model.backbone.parameters())
     assert all(p.grad is None for p in model.neck.parameters())
+
+
+# ----------------------------------------------------------------------------
+# stage 3: only the heads
+
+
+def test_heads_are_built_as_the_detector_builds_them(detector_cfg, plain,
+                                                     data):
+    from ds2d2_mmrazor.models.detectors import HighFrequencyHeads
+    heads = HighFrequencyHeads.build(
+        dict(type='HighFrequencyAmplifier', detector=detector_cfg,
+             wavelet='db2'), ['bbox_head'])
+    assert [name for name, _ in heads.named_children()] == ['bbox_head']
+    assert heads.wavelet == 'db2'
+    own = heads.state_dict()
+    expected = {k: v for k, v in plain.state_dict().items()
+                if k.startswith('bbox_head.')}
+    assert set(own) == set(expected)
+    heads.load_state_dict(expected)
+    # the head got the detector's train / test settings
+    assert heads.bbox_head.train_cfg == plain.bbox_head.train_cfg
+    assert heads.bbox_head.test_cfg == plain.bbox_head.test_cfg
+    with torch.no_grad():
+        feats = plain.extract_feat(data['inputs'])
+        view = heads.high_frequency_features(feats)
+        for f, v in zip(feats, view):
+            assert torch.equal(v, high_frequency(f, 'db2'))
+        ours = heads.bbox_head(view)
+        theirs = plain.bbox_head(view)
+    for a, b in zip(ours[0] + ours[1], theirs[0] + theirs[1]):
+        assert torch.equal(a, b)
+
+
+def test_heads_of_a_built_amplifier_are_shared(detector_cfg):
+    from ds2d2_mmrazor.models.detectors import HighFrequencyHeads
+    model = build(detector_cfg, wavelet='haar')
+    heads = HighFrequencyHeads.of(model, ['bbox_head'])
+    assert heads.bbox_head is model.bbox_head and heads.wavelet == 'haar'
+
+
+def test_heads_errors_name_what_is_missing(detector_cfg):
+    from ds2d2_mmrazor.models.detectors import (HighFrequencyHeads,
+                                                build_detector_part)
+    with pytest.raises(ValueError, match=r"has no roi_head \(it has "
+                       r"\['bbox_head'\]\)"):
+        build_detector_part(detector_cfg, 'roi_head')
+    with pytest.raises(ValueError, match="part must be 'bbox_head' or "
+                       "'roi_head', got 'neck'"):
+        build_detector_part(detector_cfg, 'neck')
+    with pytest.raises(ValueError, match='stage-2 model config'):
+        HighFrequencyHeads.build(detector_cfg, ['bbox_head'])
+    with pytest.raises(ValueError):
+        HighFrequencyHeads({}, wavelet='no-such-wavelet')

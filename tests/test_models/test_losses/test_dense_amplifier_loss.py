@@ -1,6 +1,8 @@
-"""DenseAmplifierLoss bound to a tiny RetinaNet, against an explicit
+"""DenseAmplifierLoss running a tiny RetinaNet's head, against an explicit
 computation of its cls term (KD quality focal loss with label weights) and
 its reg term (GIoU of decoded boxes weighted by the teacher's confidence)."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 from mmdet.registry import MODELS as DET_MODELS
@@ -9,8 +11,8 @@ from mmdet.testing import demo_mm_inputs
 from mmdet.utils import register_all_modules
 from torch import nn
 
-import ds2d2_mmrazor  # noqa: F401  (registers the modules)
-from ds2d2_mmrazor.models.losses import DenseAmplifierLoss
+from ds2d2_mmrazor.models.losses import (Amplifier, DenseAmplifierLoss,
+                                         same_features)
 from ds2d2_mmrazor.ops import high_frequency
 from mmrazor.registry import MODELS
 
@@ -76,17 +78,21 @@ def setup():
                 avg_factor=avg_factor, data=data)
 
 
-def bound(setup, feature_transform=None, **kwargs) -> DenseAmplifierLoss:
-    loss = build(**kwargs)
-    loss.bind(setup['model'], feature_transform)
-    return loss
+def amplifier(setup, transform=same_features) -> Amplifier:
+    """The frozen bbox_head and feature view, as DS2D2Distiller passes
+    them (after checking the detector)."""
+    loss = build()
+    loss.check_head(setup['model'])
+    return Amplifier(getattr(setup['model'], loss.head_part), transform)
 
 
-def run(loss, setup, s_feats=None, t_feats=None, avg_factor=None):
+def run(loss, setup, s_feats=None, t_feats=None, avg_factor=None,
+        transform=same_features):
     return loss(setup['s_feats'] if s_feats is None else s_feats,
                 setup['t_feats'] if t_feats is None else t_feats,
                 setup['label_weights'],
-                setup['avg_factor'] if avg_factor is None else avg_factor)
+                setup['avg_factor'] if avg_factor is None else avg_factor,
+                amplifier=amplifier(setup, transform))
 
 
 def leaves(feats):
@@ -106,30 +112,30 @@ def flatten(maps, channels):
 
 def test_zero_when_student_equals_teacher(setup):
     same = tuple(f.clone() for f in setup['t_feats'])
-    value = run(bound(setup), setup, s_feats=same)
+    value = run(build(), setup, s_feats=same)
     assert value.shape == ()
     assert abs(value.item()) < 1e-6
 
 
 def test_positive_when_features_differ(setup):
-    value = run(bound(setup), setup)
+    value = run(build(), setup)
     assert torch.isfinite(value) and value.item() > 0
-    cls_only = run(bound(setup, reg_loss=NO_REG), setup)
-    reg_only = run(bound(setup, cls_loss=NO_CLS), setup)
+    cls_only = run(build(reg_loss=NO_REG), setup)
+    reg_only = run(build(cls_loss=NO_CLS), setup)
     assert cls_only.item() > 0 and reg_only.item() > 0
     torch.testing.assert_close(value, cls_only + reg_only)
 
 
 def test_loss_weight_scales(setup):
-    one = run(bound(setup), setup)
-    torch.testing.assert_close(run(bound(setup, loss_weight=2.5), setup),
+    one = run(build(), setup)
+    torch.testing.assert_close(run(build(loss_weight=2.5), setup),
                                2.5 * one)
-    assert run(bound(setup, loss_weight=0), setup).item() == 0.0
+    assert run(build(loss_weight=0), setup).item() == 0.0
 
 
 def test_cls_term_equals_explicit_computation(setup):
     head = setup['head']
-    value = run(bound(setup, reg_loss=NO_REG), setup)
+    value = run(build(reg_loss=NO_REG), setup)
     c = head.cls_out_channels
     with torch.no_grad():
         s_cls, _ = head(setup['s_feats'])
@@ -151,7 +157,7 @@ def test_cls_term_equals_explicit_computation(setup):
 
 def test_reg_term_equals_explicit_computation(setup):
     head = setup['head']
-    value = run(bound(setup, cls_loss=NO_CLS), setup)
+    value = run(build(cls_loss=NO_CLS), setup)
     feats_s, feats_t = setup['s_feats'], setup['t_feats']
     num_images = feats_s[0].shape[0]
     with torch.no_grad():
@@ -183,9 +189,9 @@ def test_reg_term_equals_explicit_computation(setup):
 
 def test_feature_transform_is_applied_to_both_sides(setup):
     s_feats, t_feats = setup['s_feats'], setup['t_feats']
-    doubled = run(bound(setup, lambda feats: tuple(f * 2 for f in feats)),
-                  setup)
-    plain = bound(setup)
+    doubled = run(build(), setup,
+                  transform=lambda feats: tuple(f * 2 for f in feats))
+    plain = build()
     expected = run(plain, setup, s_feats=tuple(f * 2 for f in s_feats),
                    t_feats=tuple(f * 2 for f in t_feats))
     torch.testing.assert_close(doubled, expected)
@@ -194,12 +200,12 @@ def test_feature_transform_is_applied_to_both_sides(setup):
     assert not torch.isclose(doubled, one_sided, rtol=1e-3)
 
     hf = lambda feats: tuple(high_frequency(f) for f in feats)  # noqa: E731
-    high = run(bound(setup, hf, amplifier='high_frequency'), setup)
+    high = run(build(amplifier='high_frequency'), setup, transform=hf)
     expected = run(plain, setup, s_feats=hf(s_feats), t_feats=hf(t_feats))
     torch.testing.assert_close(high, expected)
     assert not torch.isclose(high, run(plain, setup), rtol=1e-3)
-    same = run(bound(setup, hf, amplifier='high_frequency'), setup,
-               s_feats=tuple(f.clone() for f in t_feats))
+    same = run(build(amplifier='high_frequency'), setup,
+               s_feats=tuple(f.clone() for f in t_feats), transform=hf)
     assert abs(same.item()) < 1e-6
 
 
@@ -213,12 +219,12 @@ def test_empty_images_give_a_finite_loss(setup):
     s_feats = tuple(f + 0.3 for f in t_feats)
     label_weights, _ = targets(model.bbox_head, t_feats,
                                data['data_samples'])
-    loss = bound(setup)
-    value = loss(s_feats, t_feats, label_weights, 0)
+    loss, head = build(), amplifier(setup)
+    value = loss(s_feats, t_feats, label_weights, 0, head)
     assert torch.isfinite(value) and value.item() > 0
     # avg_factor 0 is clamped to 1, never divided by
     torch.testing.assert_close(value,
-                               loss(s_feats, t_feats, label_weights, 1))
+                               loss(s_feats, t_feats, label_weights, 1, head))
 
 
 # ----------------------------------------------------------------------------
@@ -228,7 +234,7 @@ def test_empty_images_give_a_finite_loss(setup):
 def test_gradient_reaches_student_features_only(setup):
     head = setup['head']
     s_feats, t_feats = leaves(setup['s_feats']), leaves(setup['t_feats'])
-    run(bound(setup), setup, s_feats=s_feats, t_feats=t_feats).backward()
+    run(build(), setup, s_feats=s_feats, t_feats=t_feats).backward()
     for f in s_feats:
         assert f.grad is not None and torch.isfinite(f.grad).all()
     assert sum(f.grad.abs().sum() for f in s_feats) > 0
@@ -238,13 +244,16 @@ def test_gradient_reaches_student_features_only(setup):
 
 
 def test_adds_no_parameters(setup):
-    loss = bound(setup)
+    loss = build()
+    run(loss, setup)  # the head is an argument: it is not kept
     assert list(loss.parameters()) == []
     assert len(loss.state_dict()) == 0
     head_ids = {id(p) for p in setup['head'].parameters()}
     assert not head_ids & {id(p) for p in loss.parameters()}
     assert all(not isinstance(m, type(setup['head']))
                for m in loss.modules())
+    assert all(value is not setup['head'] and value is not setup['model']
+               for value in vars(loss).values())
 
 
 def test_teacher_side_runs_without_graph(setup, monkeypatch):
@@ -261,7 +270,7 @@ def test_teacher_side_runs_without_graph(setup, monkeypatch):
 
     monkeypatch.setattr(head, 'forward', recording_forward)
     s_feats, t_feats = leaves(setup['s_feats']), leaves(setup['t_feats'])
-    run(bound(setup), setup, s_feats=s_feats, t_feats=t_feats)
+    run(build(), setup, s_feats=s_feats, t_feats=t_feats)
     assert len(calls) == 2
     teacher = [c for c in calls if c['first_input'] is t_feats[0]]
     student = [c for c in calls if c['first_input'] is s_feats[0]]
@@ -275,23 +284,31 @@ def test_teacher_side_runs_without_graph(setup, monkeypatch):
 # errors
 
 
-def test_unbound_use_raises(setup):
-    with pytest.raises(RuntimeError, match='DS2D2Distill'):
-        run(build(), setup)
+def test_use_without_a_head_raises(setup):
+    with pytest.raises(TypeError, match='amplifier'):
+        build()(setup['s_feats'], setup['t_feats'], setup['label_weights'],
+                setup['avg_factor'])
 
 
-def test_bind_to_softmax_head_raises():
+def test_check_head_accepts_the_detector_or_its_part(setup):
+    loss = build()
+    assert loss.head_part == 'bbox_head'
+    loss.check_head(setup['model'])
+    loss.check_head(SimpleNamespace(bbox_head=setup['head']))
+
+
+def test_check_head_rejects_softmax_head():
     cfg = tiny_retinanet_cfg(loss_cls=dict(
         type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0))
     model = DET_MODELS.build(cfg)
     assert model.bbox_head.cls_out_channels == 4  # 3 classes + background
     with pytest.raises(TypeError, match='sigmoid'):
-        build().bind(model)
+        build().check_head(model)
 
 
-def test_bind_to_model_without_dense_head_raises():
+def test_check_head_rejects_model_without_dense_head():
     with pytest.raises(TypeError, match='anchor-based'):
-        build().bind(nn.Linear(2, 2))
+        build().check_head(nn.Linear(2, 2))
 
 
 @pytest.mark.parametrize('name', ['student', 'full', 'Teacher', None])
@@ -312,10 +329,10 @@ def test_bad_loss_weight_rejected(weight):
 
 
 def test_level_and_anchor_count_mismatch(setup):
-    loss = bound(setup)
+    loss, head = build(), amplifier(setup)
     with pytest.raises(ValueError, match='FPN levels'):
         loss(setup['s_feats'][:4], setup['t_feats'], setup['label_weights'],
-             setup['avg_factor'])
+             setup['avg_factor'], head)
     with pytest.raises(ValueError, match='anchor generator'):
         loss(setup['s_feats'], setup['t_feats'], setup['label_weights'][:4],
-             setup['avg_factor'])
+             setup['avg_factor'], head)

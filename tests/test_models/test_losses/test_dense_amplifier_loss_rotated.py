@@ -1,7 +1,7 @@
-"""DenseAmplifierLoss bound to a tiny MMRotate rotated RetinaNet (le90):
-the reg term against a hand-written Gaussian KL divergence of the decoded
-rotated boxes, zero at equality, finite on empty images and on the extreme
-boxes an untrained head decodes, gradients to the student only."""
+"""DenseAmplifierLoss running the head of a tiny MMRotate rotated RetinaNet
+(le90): the reg term against a hand-written Gaussian KL divergence of the
+decoded rotated boxes, zero at equality, finite on empty images and on the
+extreme boxes an untrained head decodes, gradients to the student only."""
 import numpy as np
 import pytest
 import torch
@@ -9,7 +9,7 @@ from mmrotate.registry import MODELS as ROT_MODELS
 from mmrotate.testing import demo_mm_inputs
 from mmrotate.utils import register_all_modules
 
-import ds2d2_mmrazor  # noqa: F401  (registers the modules)
+from ds2d2_mmrazor.models.losses import Amplifier
 from mmrazor.registry import MODELS
 
 from ...conftest import shrink_dense_detector, upstream_config
@@ -64,16 +64,17 @@ def setup():
                 avg_factor=avg_factor)
 
 
-def bound(setup, **kwargs):
-    loss = build(**kwargs)
-    loss.bind(setup['model'])
-    return loss
+def amplifier(setup) -> Amplifier:
+    """The frozen bbox_head, as DS2D2Distiller passes it (checked)."""
+    build().check_head(setup['model'])
+    return Amplifier(setup['model'].bbox_head)
 
 
 def run(loss, setup, s_feats=None, t_feats=None):
     return loss(setup['s_feats'] if s_feats is None else s_feats,
                 setup['t_feats'] if t_feats is None else t_feats,
-                setup['label_weights'], setup['avg_factor'])
+                setup['label_weights'], setup['avg_factor'],
+                amplifier(setup))
 
 
 def gaussian(box):
@@ -98,7 +99,7 @@ def kld_loss(pred, target):
 
 def test_reg_term_is_the_confidence_weighted_gaussian_kl(setup):
     head = setup['head']
-    value = run(bound(setup, cls_loss=NO_CLS), setup)
+    value = run(build(cls_loss=NO_CLS), setup)
     with torch.no_grad():
         _, s_reg = head(setup['s_feats'])
         t_cls, t_reg = head(setup['t_feats'])
@@ -125,8 +126,8 @@ def test_reg_term_is_the_confidence_weighted_gaussian_kl(setup):
 
 def test_zero_when_student_equals_teacher(setup):
     same = tuple(f.clone() for f in setup['t_feats'])
-    assert abs(run(bound(setup), setup, s_feats=same).item()) < 1e-6
-    value = run(bound(setup), setup)
+    assert abs(run(build(), setup, s_feats=same).item()) < 1e-6
+    value = run(build(), setup)
     assert torch.isfinite(value) and value.item() > 0
 
 
@@ -142,7 +143,8 @@ def test_empty_images_give_a_finite_loss(setup):
                                         data['data_samples'])
     # all anchors negative (weight 1); mmdet counts >= 1 positive an image
     assert all((w == 1).all() for w in label_weights) and avg_factor == 2
-    value = bound(setup)(s_feats, t_feats, label_weights, avg_factor)
+    value = build()(s_feats, t_feats, label_weights, avg_factor,
+                    amplifier(setup))
     assert torch.isfinite(value) and value.item() > 0
 
 
@@ -157,7 +159,7 @@ def test_extreme_boxes_stay_finite(setup):
             head.retina_reg.weight.normal_(0, 5.0)
         s_feats = tuple(f.detach().clone().requires_grad_(True)
                         for f in setup['s_feats'])
-        value = run(bound(setup), setup, s_feats=s_feats)
+        value = run(build(), setup, s_feats=s_feats)
         value.backward()
         assert torch.isfinite(value)
         assert all(torch.isfinite(f.grad).all() for f in s_feats)
@@ -187,7 +189,7 @@ def test_gradient_reaches_student_features_only(setup):
                     for f in setup['s_feats'])
     t_feats = tuple(f.detach().clone().requires_grad_(True)
                     for f in setup['t_feats'])
-    run(bound(setup), setup, s_feats=s_feats, t_feats=t_feats).backward()
+    run(build(), setup, s_feats=s_feats, t_feats=t_feats).backward()
     assert all(f.grad is not None and torch.isfinite(f.grad).all()
                for f in s_feats)
     assert sum(f.grad.abs().sum() for f in s_feats) > 0

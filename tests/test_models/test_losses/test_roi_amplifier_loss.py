@@ -1,6 +1,7 @@
-"""RoIAmplifierLoss bound to a tiny Faster R-CNN, on the RoIs the student's
-RoI head really sampled (recorded as DS2D2Distill records them), against
-explicit per-RoI loops of its KL term and its confidence-weighted L1 term."""
+"""RoIAmplifierLoss running a tiny Faster R-CNN's RoI head, on the RoIs the
+student's RoI head really sampled (recorded as DS2D2Distill records them),
+against explicit per-RoI loops of its KL term and its confidence-weighted L1
+term."""
 from types import SimpleNamespace
 
 import pytest
@@ -12,7 +13,8 @@ from mmdet.utils import register_all_modules
 from mmrazor.models.task_modules import MethodInputsRecorder
 from mmrazor.registry import MODELS
 
-from ds2d2_mmrazor.models.losses.roi_amplifier_loss import RoIAmplifierLoss
+from ds2d2_mmrazor.models.losses import (Amplifier, RoIAmplifierLoss,
+                                         same_features)
 from ds2d2_mmrazor.ops import high_frequency
 
 from ...conftest import upstream_config
@@ -49,6 +51,17 @@ def build(**kwargs) -> RoIAmplifierLoss:
         dict(type='RoIAmplifierLoss', _scope_='mmrazor', **kwargs))
 
 
+def kl(tau=3.0, weight=0.5) -> dict:
+    """The cls term: T² x mean over RoIs of the KL (the defaults')."""
+    return dict(type='mmrazor.KLDivergence', tau=tau, reduction='batchmean',
+                loss_weight=weight)
+
+
+def l1(weight=1.0) -> dict:
+    """The reg term (the default's type)."""
+    return dict(type='mmdet.L1Loss', loss_weight=weight)
+
+
 @pytest.fixture(scope='module')
 def setup():
     """A frozen tiny teacher, teacher and student features of a batch of 2
@@ -80,18 +93,23 @@ def setup():
                 s_feats=s_feats, sampling_results=sampling_results)
 
 
-def bound(setup, feature_transform=None, **kwargs) -> RoIAmplifierLoss:
-    loss = build(**kwargs)
-    loss.bind(setup['model'], feature_transform)
-    return loss
+def amplifier(model, transform=same_features) -> Amplifier:
+    """The frozen roi_head and feature view, as DS2D2Distiller passes them
+    (after checking the detector)."""
+    loss = build()
+    loss.check_head(model)
+    return Amplifier(getattr(model, loss.head_part), transform)
 
 
-def run(loss, setup, s_feats=None, t_feats=None, sampling_results=None):
+def run(loss, setup, s_feats=None, t_feats=None, sampling_results=None,
+        transform=same_features, model=None):
     return loss(
         setup['s_feats'] if s_feats is None else s_feats,
         setup['t_feats'] if t_feats is None else t_feats,
         setup['sampling_results']
-        if sampling_results is None else sampling_results)
+        if sampling_results is None else sampling_results,
+        amplifier=amplifier(setup['model'] if model is None else model,
+                            transform))
 
 
 def leaves(feats):
@@ -99,7 +117,7 @@ def leaves(feats):
 
 
 def head_outputs(setup):
-    """Logits and deltas of the bound head, in float64, for the RoIs."""
+    """Logits and deltas of the teacher's head, in float64, for the RoIs."""
     rois = bbox2roi([r.priors for r in setup['sampling_results']])
     with torch.no_grad():
         s = setup['roi_head']._bbox_forward(setup['s_feats'], rois)
@@ -114,32 +132,32 @@ def head_outputs(setup):
 
 def test_zero_when_student_equals_teacher(setup):
     same = tuple(f.clone() for f in setup['t_feats'])
-    value = run(bound(setup), setup, s_feats=same)
+    value = run(build(), setup, s_feats=same)
     assert value.shape == () and value.dtype == torch.float32
     assert abs(value.item()) < 1e-6
 
 
 def test_positive_when_features_differ(setup):
-    value = run(bound(setup), setup)
+    value = run(build(), setup)
     assert torch.isfinite(value) and value.item() > 0
-    cls_only = run(bound(setup, reg_weight=0), setup)
-    reg_only = run(bound(setup, cls_weight=0), setup)
+    cls_only = run(build(reg_loss=l1(0)), setup)
+    reg_only = run(build(cls_loss=kl(weight=0)), setup)
     assert cls_only.item() > 0 and reg_only.item() > 0
     torch.testing.assert_close(value, cls_only + reg_only)
 
 
 def test_weights_scale(setup):
-    one = run(bound(setup, cls_weight=1, reg_weight=0), setup)
+    one = run(build(cls_loss=kl(weight=1), reg_loss=l1(0)), setup)
     torch.testing.assert_close(
-        run(bound(setup, cls_weight=0.5, reg_weight=0, loss_weight=3),
+        run(build(cls_loss=kl(weight=0.5), reg_loss=l1(0), loss_weight=3),
             setup), 1.5 * one)
-    assert run(bound(setup, loss_weight=0), setup).item() == 0.0
+    assert run(build(loss_weight=0), setup).item() == 0.0
 
 
 def test_cls_term_equals_per_roi_loop(setup):
     temperature = 3.0
-    value = run(bound(setup, temperature=temperature, cls_weight=0.5,
-                      reg_weight=0), setup)
+    value = run(build(cls_loss=kl(tau=temperature, weight=0.5),
+                      reg_loss=l1(0)), setup)
     z_s, z_t, _, _ = head_outputs(setup)
     assert z_s.shape == (z_s.shape[0], NUM_CLASSES + 1)
     total = 0.0
@@ -157,7 +175,7 @@ def test_cls_term_equals_per_roi_loop(setup):
 
 
 def test_reg_term_equals_per_roi_loop(setup):
-    value = run(bound(setup, cls_weight=0, reg_weight=2.0), setup)
+    value = run(build(cls_loss=kl(weight=0), reg_loss=l1(2.0)), setup)
     _, z_t, d_s, d_t = head_outputs(setup)
     assert d_s.shape[1] == 4 * NUM_CLASSES  # class-specific deltas
     numerator, weights = 0.0, 0.0
@@ -178,16 +196,16 @@ def test_mean_over_rois(setup):
     """Each RoI twice: a mean is unchanged (a sum would double)."""
     doubled = [SimpleNamespace(priors=torch.cat([r.priors, r.priors]))
                for r in setup['sampling_results']]
-    loss = bound(setup)
+    loss = build()
     torch.testing.assert_close(run(loss, setup, sampling_results=doubled),
                                run(loss, setup), rtol=1e-5, atol=1e-7)
 
 
 def test_feature_transform_is_applied_to_both_sides(setup):
     s_feats, t_feats = setup['s_feats'], setup['t_feats']
-    plain = bound(setup)
-    scaled = run(bound(setup, lambda feats: tuple(f * 2 for f in feats)),
-                 setup)
+    plain = build()
+    scaled = run(build(), setup,
+                 transform=lambda feats: tuple(f * 2 for f in feats))
     expected = run(plain, setup, s_feats=tuple(f * 2 for f in s_feats),
                    t_feats=tuple(f * 2 for f in t_feats))
     torch.testing.assert_close(scaled, expected)
@@ -195,7 +213,7 @@ def test_feature_transform_is_applied_to_both_sides(setup):
     assert not torch.isclose(scaled, one_sided, rtol=1e-3)
 
     hf = lambda feats: tuple(high_frequency(f) for f in feats)  # noqa: E731
-    high = run(bound(setup, hf, amplifier='high_frequency'), setup)
+    high = run(build(amplifier='high_frequency'), setup, transform=hf)
     torch.testing.assert_close(
         high, run(plain, setup, s_feats=hf(s_feats), t_feats=hf(t_feats)))
     assert not torch.isclose(high, run(plain, setup), rtol=1e-3)
@@ -206,7 +224,7 @@ def test_feature_transform_is_applied_to_both_sides(setup):
 
 
 def test_gradient_reaches_student_features_only(setup):
-    loss = bound(setup)
+    loss = build()
     s_feats, t_feats = leaves(setup['s_feats']), leaves(setup['t_feats'])
     run(loss, setup, s_feats=s_feats, t_feats=t_feats).backward()
     # the RoI extractor reads the first num_inputs levels (4 of the 5);
@@ -218,7 +236,12 @@ def test_gradient_reaches_student_features_only(setup):
     assert all(f.grad is None for f in t_feats)  # teacher side: no graph
     assert all(p.grad is None for p in setup['model'].parameters())
     assert list(loss.parameters()) == [] and loss.state_dict() == {}
-    assert list(loss.children()) == []
+    # its only submodules are the two parameter-free sub-losses
+    assert [type(m).__name__ for m in loss.children()] == [
+        'KLDivergence', 'L1Loss']
+    assert all(value is not setup['roi_head']
+               and value is not setup['model']
+               for value in vars(loss).values())
 
 
 def test_teacher_side_has_no_graph(setup, monkeypatch):
@@ -233,7 +256,7 @@ def test_teacher_side_has_no_graph(setup, monkeypatch):
         return out
 
     monkeypatch.setattr(type(roi_head), '_bbox_forward', spy)
-    run(bound(setup), setup, s_feats=leaves(setup['s_feats']),
+    run(build(), setup, s_feats=leaves(setup['s_feats']),
         t_feats=leaves(setup['t_feats']))
     assert len(outputs) == 2
     # teacher first, on leaves requiring grad yet without a graph
@@ -245,7 +268,7 @@ def test_zero_rois_give_a_finite_connected_zero(setup):
     empty = [SimpleNamespace(priors=torch.zeros(0, 4))
              for _ in setup['sampling_results']]
     s_feats = leaves(setup['s_feats'])
-    value = run(bound(setup), setup, s_feats=s_feats, sampling_results=empty)
+    value = run(build(), setup, s_feats=s_feats, sampling_results=empty)
     assert value.shape == () and value.item() == 0.0
     value.backward()
     assert all(f.grad is not None and torch.isfinite(f.grad).all()
@@ -256,18 +279,24 @@ def test_zero_rois_give_a_finite_connected_zero(setup):
 # errors
 
 
-def test_unbound_loss_raises(setup):
-    with pytest.raises(RuntimeError, match='DS2D2Distill'):
-        run(build(), setup)
+def test_use_without_a_head_raises(setup):
+    with pytest.raises(TypeError, match='amplifier'):
+        build()(setup['s_feats'], setup['t_feats'],
+                setup['sampling_results'])
+
+
+def test_check_head_accepts_the_detector_or_its_part(setup):
+    loss = build()
+    assert loss.head_part == 'roi_head'
+    loss.check_head(setup['model'])
+    loss.check_head(SimpleNamespace(roi_head=setup['roi_head']))
 
 
 def test_class_agnostic_head_uses_its_one_delta_set(setup):
     model = build_detector(2, reg_class_agnostic=True)
     model.eval()
     model.requires_grad_(False)
-    loss = build(cls_weight=0)
-    loss.bind(model)
-    value = run(loss, setup)
+    value = run(build(cls_loss=kl(weight=0)), setup, model=model)
     rois = bbox2roi([r.priors for r in setup['sampling_results']])
     with torch.no_grad():
         s = model.roi_head._bbox_forward(setup['s_feats'], rois)
@@ -290,21 +319,24 @@ def test_sigmoid_head_is_rejected():
     model = build_detector(0, loss_cls=dict(
         type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0))
     with pytest.raises(TypeError, match='softmax'):
-        build().bind(model)
+        build().check_head(model)
 
 
 def test_model_without_roi_head_is_rejected():
     with pytest.raises(TypeError, match='roi_head'):
-        build().bind(torch.nn.Linear(1, 1))
+        build().check_head(torch.nn.Linear(1, 1))
 
 
 @pytest.mark.parametrize('kwargs, match', [
     (dict(amplifier='student'), 'amplifier'),
-    (dict(temperature=0), 'temperature'),
-    (dict(temperature=-1.0), 'temperature'),
-    (dict(temperature=float('nan')), 'temperature'),
-    (dict(cls_weight=-0.5), 'cls_weight'),
-    (dict(reg_weight=float('nan')), 'reg_weight'),
+    (dict(cls_loss=kl(tau=0)), r'RoIAmplifierLoss\.cls_loss\.tau'),
+    (dict(cls_loss=kl(tau=-1.0)), r'RoIAmplifierLoss\.cls_loss\.tau'),
+    (dict(cls_loss=kl(tau=float('nan'))),
+     r'RoIAmplifierLoss\.cls_loss\.tau'),
+    (dict(cls_loss=kl(weight=-0.5)),
+     r'RoIAmplifierLoss\.cls_loss\.loss_weight'),
+    (dict(reg_loss=l1(float('nan'))),
+     r'RoIAmplifierLoss\.reg_loss\.loss_weight'),
     (dict(loss_weight='1'), 'loss_weight'),
     (dict(loss_weight=True), 'loss_weight'),
 ])

@@ -1,7 +1,7 @@
-"""RoIAmplifierLoss bound to a tiny MMRotate Oriented R-CNN (rotated RoIs,
-class-agnostic rotated deltas), on the RoIs the student's RoI head sampled:
-zero at equality, its reg term against a per-RoI loop, gradients to the
-student only."""
+"""RoIAmplifierLoss running the RoI head of a tiny MMRotate Oriented R-CNN
+(rotated RoIs, class-agnostic rotated deltas), on the RoIs the student's RoI
+head sampled: zero at equality, its reg term against a per-RoI loop,
+gradients to the student only."""
 import pytest
 import torch
 from mmdet.structures.bbox import bbox2roi
@@ -11,7 +11,7 @@ from mmrotate.registry import MODELS as ROT_MODELS
 from mmrotate.testing import demo_mm_inputs
 from mmrotate.utils import register_all_modules
 
-import ds2d2_mmrazor  # noqa: F401  (registers the modules)
+from ds2d2_mmrazor.models.losses import Amplifier
 
 from ...conftest import shrink_dense_detector, upstream_config
 
@@ -58,18 +58,25 @@ def setup():
                 sampling_results=sampling_results)
 
 
-def bound(setup, **kwargs):
-    loss = MODELS.build(dict(type='RoIAmplifierLoss', _scope_='mmrazor',
+def build(**kwargs):
+    return MODELS.build(dict(type='RoIAmplifierLoss', _scope_='mmrazor',
                              amplifier='teacher', **kwargs))
-    loss.bind(setup['model'])
-    return loss
+
+
+def amplifier(setup) -> Amplifier:
+    """The frozen roi_head, as DS2D2Distiller passes it (checked)."""
+    build().check_head(setup['model'])
+    return Amplifier(setup['model'].roi_head)
 
 
 def test_rois_are_rotated_and_the_reg_term_matches_a_loop(setup):
     rois = bbox2roi([r.priors for r in setup['sampling_results']])
     assert rois.shape[1] == 6  # batch index + (cx, cy, w, h, theta)
-    value = bound(setup, cls_weight=0)(setup['s_feats'], setup['t_feats'],
-                                        setup['sampling_results'])
+    no_cls = dict(type='mmrazor.KLDivergence', tau=3.0,
+                  reduction='batchmean', loss_weight=0.0)
+    value = build(cls_loss=no_cls)(setup['s_feats'], setup['t_feats'],
+                                   setup['sampling_results'],
+                                   amplifier(setup))
     roi_head = setup['model'].roi_head
     with torch.no_grad():
         s = roi_head._bbox_forward(setup['s_feats'], rois)
@@ -89,15 +96,15 @@ def test_rois_are_rotated_and_the_reg_term_matches_a_loop(setup):
 
 
 def test_zero_when_equal_and_gradient_to_the_student_only(setup):
-    loss = bound(setup)
+    loss, head = build(), amplifier(setup)
     same = tuple(f.clone() for f in setup['t_feats'])
-    assert abs(loss(same, setup['t_feats'],
-                    setup['sampling_results']).item()) < 1e-6
+    assert abs(loss(same, setup['t_feats'], setup['sampling_results'],
+                    head).item()) < 1e-6
     s_feats = tuple(f.detach().clone().requires_grad_(True)
                     for f in setup['s_feats'])
     t_feats = tuple(f.detach().clone().requires_grad_(True)
                     for f in setup['t_feats'])
-    value = loss(s_feats, t_feats, setup['sampling_results'])
+    value = loss(s_feats, t_feats, setup['sampling_results'], head)
     assert torch.isfinite(value) and value.item() > 0
     value.backward()
     assert sum(f.grad.abs().sum() for f in s_feats if f.grad is not None) > 0
