@@ -1,14 +1,20 @@
 """Density-Independent Scale Weight (DISW) over horizontal or rotated boxes.
 
-The weight map of DS2D2's explicit stream (arXiv 2512.04413, method doc
-section 2): every ground-truth box spreads a total mass of 1 evenly over the
-wavelet-grid cells it covers, so small objects weigh more per cell,
-overlapping objects add up and background stays at 1. Both box types are
-turned into cell rectangles (a horizontal box: one; a rotated box: one
-single-row run of cells per grid row) that are added to 2-D difference
-arrays, all FPN levels in one vectorised scatter, then summed up with two
-cumulative sums per level.
+The weight map of DS2D2's explicit stream (arXiv 2512.04413): every
+ground-truth box spreads a total mass of 1 evenly over the wavelet-grid
+cells it covers. Vectorised in four steps, all FPN levels at once:
+
+1. check the inputs and gather the boxes of the batch;
+2. turn each box into cell rectangles per level (a horizontal box: one; a
+   rotated box: one single-row run of cells per grid row, or the cell
+   holding its centre), each carrying ``1 / A``;
+3. scatter the rectangles' corners into 2-D difference arrays;
+4. sum the difference arrays up with two cumulative sums.
+
+Cell rules and numerics: ``docs/disw.md``. The slow definition,
+:func:`~ds2d2_mmrazor.ops.disw_reference`, is what the tests compare with.
 """
+import math
 from numbers import Integral, Real
 from typing import List, Sequence, Tuple, Union
 
@@ -18,8 +24,12 @@ from torch import Tensor
 
 BOX_LAYOUTS = {4: '(x1, y1, x2, y2)', 5: '(cx, cy, w, h, theta)'}
 # float64: exact for the scaled coordinates of float16 / float32 boxes, and
-# 1 / A stays representable for any grid (see disw_weights).
+# 1 / A stays representable for any grid (docs/disw.md).
 _ACC = torch.float64
+
+
+# ---------------------------------------------------------------------------
+# 1. inputs
 
 
 def _check_hw(name: str, hw: Tuple, integer: bool) -> None:
@@ -57,57 +67,75 @@ def _box_tensors(boxes: Sequence[Union[Tensor, BaseBoxes]]) -> List[Tensor]:
     return [b if b.shape[1] == dim else b.reshape(0, dim) for b in tensors]
 
 
-class _Levels:
-    """The grids of the pyramid levels and their blocks in one flat
-    difference array.
+class _Grids:
+    """The levels' grids and the difference array that holds them.
 
-    Level l is an [N, h_l + 1, w_l + 1] block at offset ``start[l]``. Grid
-    sizes are [L, 1] tensors, broadcasting against [K] box coordinates:
-    float64 for scaling, long for clipping.
+    The array is [L, N, 1, rows, cols], ``rows`` / ``cols`` one more than
+    the largest grid: level l of image n is the [h_l + 1, w_l + 1] corner of
+    block ``l * N + n``. Per-level values are float64 [L, 1] columns that
+    broadcast against [K] box coordinates: ``h``, ``w``, ``first_block``
+    (l * N), and ``size`` / ``input_size``, [axis x / y, L, 1]: the grid
+    (w, h) and the input (W, H).
     """
 
-    def __init__(self, grid_hws: Sequence[Tuple[int, int]], n: int,
+    def __init__(self, grid_hws: Sequence[Tuple[int, int]],
+                 input_hw: Tuple[float, float], n: int,
                  device: torch.device) -> None:
         self.hws = [tuple(hw) for hw in grid_hws]
-        self.sizes = [n * (h + 1) * (w + 1) for h, w in self.hws]
-        starts = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
-        as_long = dict(dtype=torch.long, device=device)
-        self.h = torch.tensor([h for h, _ in self.hws], **as_long)[:, None]
-        self.w = torch.tensor([w for _, w in self.hws], **as_long)[:, None]
-        self.start = torch.tensor(starts, **as_long)[:, None]
-        self.hf, self.wf = self.h.to(_ACC), self.w.to(_ACC)
+        self.input_hw = input_hw
+        self.shape = (len(self.hws), n, 1,
+                      max((h for h, _ in self.hws), default=0) + 1,
+                      max((w for _, w in self.hws), default=0) + 1)
+        (in_h, in_w), num_levels = input_hw, len(self.hws)
+        table = torch.tensor(
+            [[w for _, w in self.hws], [h for h, _ in self.hws],
+             [in_w] * num_levels, [in_h] * num_levels,
+             [level * n for level in range(num_levels)]],
+            dtype=_ACC, device=device)[..., None]
+        self.size, self.input_size = table[0:2], table[2:4]
+        self.w, self.h, self.first_block = table[0], table[1], table[4]
 
-    def maps(self, diff: Tensor) -> List[Tensor]:
-        """Sum each level's block of the difference array up (in place):
-        the [N, 1, h, w] float32 maps ``1 + mass``, views of one buffer."""
-        for (h, w), block in zip(self.hws, diff.split(self.sizes)):
-            block.view(-1, h + 1, w + 1).cumsum_(1).cumsum_(2)
-        weights = (1 + diff).to(torch.float32)
-        return [
-            block.view(-1, 1, h + 1, w + 1)[..., :h, :w]
-            for (h, w), block in zip(self.hws, weights.split(self.sizes))
-        ]
+    def zeros(self) -> Tensor:
+        return torch.zeros(self.shape, dtype=_ACC,
+                           device=self.size.device)
 
 
-def _horizontal_cells(box: Tensor, levels: _Levels,
-                      input_hw: Tuple[float, float]) -> Tuple[Tensor, ...]:
-    """Covered cell rectangle of each horizontal box on each level, as the
-    release has it.
+def _gather_boxes(tensors: List[Tensor],
+                  device: torch.device) -> Tuple[Tensor, Tensor]:
+    """The boxes of all images as [4 | 5, K] float64 coordinates (one
+    contiguous row per coordinate: fast elementwise ops) and the image of
+    each box."""
+    counts = [len(b) for b in tensors]
+    # output_size given: no device sync to read the counts back
+    img = torch.repeat_interleave(
+        torch.tensor(counts, device=device), output_size=sum(counts))
+    return torch.cat([b.T for b in tensors], dim=1).to(_ACC), img
 
-    Rows ``floor(y1 * h / H) .. ceil(y2 * h / H)`` and columns likewise,
-    inclusive, clipped to the grid. Returns ``(r0, r1, c0, c1, count)``,
-    each [L, K]; ``count`` is 0 where the clipped range is empty.
-    """
-    in_h, in_w = input_hw
-    x1, y1, x2, y2 = box.unbind(dim=1)
-    r0 = torch.floor(y1 * levels.hf / in_h).long().clamp(min=0)
-    r1 = torch.minimum(torch.ceil(y2 * levels.hf / in_h).long(),
-                       levels.h - 1)
-    c0 = torch.floor(x1 * levels.wf / in_w).long().clamp(min=0)
-    c1 = torch.minimum(torch.ceil(x2 * levels.wf / in_w).long(),
-                       levels.w - 1)
-    count = (r1 - r0 + 1).clamp(min=0) * (c1 - c0 + 1).clamp(min=0)
-    return r0, r1, c0, c1, count
+
+# ---------------------------------------------------------------------------
+# 2. cell rectangles
+#
+# A rectangle is (block, rows, cols, value), float64 tensors: rows and cols
+# are the half-open [start, stop) cell ranges, stacked on dim 0 ([2, ...])
+# and clipped to [0, h] / [0, w]; value is 1 / A, or 0 to skip it.
+
+
+def _reciprocal(area: Tensor) -> Tensor:
+    """1 / area, 0 where area is 0."""
+    return (area > 0) / area.clamp(min=1)
+
+
+def _horizontal_rects(box: Tensor, img: Tensor,
+                      grids: _Grids) -> Tuple[Tensor, ...]:
+    """One rectangle per (level, box), [L, K]: rows
+    ``floor(y1 h / H) .. ceil(y2 h / H)``, columns likewise, inclusive."""
+    # [corner (x1, y1) / (x2, y2), axis x / y, L, K] in grid cells
+    corner = box.view(2, 2, 1, -1) * grids.size / grids.input_size
+    edges = torch.stack([corner[0].floor(), corner[1].ceil() + 1])
+    edges = edges.clamp(min=0).minimum(grids.size)
+    area = (edges[1] - edges[0]).clamp(min=0).prod(dim=0)
+    cols, rows = edges.unbind(dim=1)
+    return grids.first_block + img, rows, cols, _reciprocal(area)
 
 
 def _interval(alpha: Tensor, beta: Tensor,
@@ -115,90 +143,102 @@ def _interval(alpha: Tensor, beta: Tensor,
     """The set of t with ``|alpha * t + beta| <= half``, as [lo, hi]
     (lo > hi when empty; the whole line when alpha = 0 and |beta| <= half).
     """
-    inf = torch.full_like(alpha, float('inf'))
-    safe = torch.where(alpha == 0, torch.ones_like(alpha), alpha)
-    a, b = (-half - beta) / safe, (half - beta) / safe
-    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+    flat = alpha == 0
+    ends = torch.stack([-half - beta, half - beta]) / torch.where(
+        flat, 1., alpha)
+    lo, hi = ends.amin(dim=0), ends.amax(dim=0)
     inside = beta.abs() <= half
-    lo = torch.where(alpha == 0, torch.where(inside, -inf, inf), lo)
-    hi = torch.where(alpha == 0, torch.where(inside, inf, -inf), hi)
+    lo = torch.where(flat, torch.where(inside, -math.inf, math.inf), lo)
+    hi = torch.where(flat, torch.where(inside, math.inf, -math.inf), hi)
     return lo, hi
 
 
-def _rotated_cells(box: Tensor, levels: _Levels,
-                   input_hw: Tuple[float, float]) -> Tuple[Tensor, ...]:
-    """Covered cells of each rotated box on each level, as one run of
-    columns per grid row.
+def _rotated_rects(box: Tensor, img: Tensor,
+                   grids: _Grids) -> Tuple[Tuple[Tensor, ...], ...]:
+    """The covered cells of rotated boxes, as two sets of rectangles.
 
-    A cell is covered when its centre lies in the rotated rectangle (edges
-    included). Per box and grid row, the cell centres of that row inside the
-    rectangle are one run of columns: the row's centre line cut by the two
-    pairs of parallel edges. Only the rows within the box's vertical extent
-    are visited, so the work is proportional to the rows the boxes span.
+    Runs: a cell is covered when its centre lies in the rotated rectangle
+    (edges included); per (level, box) and grid row within the box's
+    vertical extent, those cells are one run of columns, between where the
+    row's centre line crosses the two pairs of parallel edges. One
+    rectangle per visited row, ordered by (level, box, row).
 
-    Returns:
-        tuple[Tensor, ...]: ``(pair, rows, c0, c1, count)``, one entry per
-        visited (level, box, row): the (level, box) pair as ``l * K + k``,
-        the row, the first and last column of the run and its length (0
-        where the row misses the box).
+    Centres: per (level, box), the cell holding the box centre, with mass 1
+    when the box covers no cell centre (and that cell is on the grid).
     """
-    in_h, in_w = input_hw
-    cx, cy, bw, bh, theta = box.unbind(dim=1)
+    in_h, in_w = grids.input_hw
+    cx, cy, bw, bh, theta = box
     cos, sin = torch.cos(theta), torch.sin(theta)
-    # rows whose centre (i + 0.5) * H / h is within the box's y extent
+
+    # per (level, box), [L, K]: the grid rows whose centre (i + 0.5) H / h
+    # lies within the box's vertical extent
     extent = (bw * sin).abs() / 2 + (bh * cos).abs() / 2
-    r0 = torch.ceil((cy - extent) * levels.hf / in_h - 0.5).clamp(min=0)
-    r1 = torch.minimum(torch.floor((cy + extent) * levels.hf / in_h - 0.5),
-                       levels.hf - 1)
-    num_rows = (r1 - r0 + 1).clamp(min=0).long().flatten()  # [L * K]
-    # one device sync: the number of (level, box, row) triples
+    first_row = torch.ceil((cy - extent) * grids.h / in_h - 0.5).clamp(
+        min=0)
+    last_row = torch.minimum(
+        torch.floor((cy + extent) * grids.h / in_h - 0.5), grids.h - 1)
+    num_rows = (last_row - first_row + 1).clamp(min=0).long().flatten()
+    # the one device sync: the number of visited (level, box, row) triples
     total = int(num_rows.sum())
-    pair = torch.repeat_interleave(
-        torch.arange(len(num_rows), device=box.device), num_rows,
-        output_size=total)
-    first = torch.cumsum(num_rows, dim=0) - num_rows
-    rows = r0.long().flatten()[pair] + torch.arange(
-        total, device=box.device) - first[pair]
-    level, k = pair // len(box), pair % len(box)
-    cell_h = in_h / levels.hf.flatten()[level]
-    cols_per_px = levels.wf.flatten()[level] / in_w
-    cx, bw, bh, cos, sin = (v[k] for v in (cx, bw, bh, cos, sin))
-    dy = (rows.to(box.dtype) + 0.5) * cell_h - cy[k]
-    # box frame: u = dx cos + dy sin (along w), v = -dx sin + dy cos
-    lo_u, hi_u = _interval(cos, dy * sin, bw / 2)
-    lo_v, hi_v = _interval(-sin, dy * cos, bh / 2)
-    x_lo = cx + torch.maximum(lo_u, lo_v)
-    x_hi = cx + torch.minimum(hi_u, hi_v)
-    # columns j whose centres (j + 0.5) * W / w lie in [x_lo, x_hi]
-    width = levels.w.flatten()[level]
-    c0 = torch.ceil(x_lo * cols_per_px - 0.5).clamp(min=0).long()
-    c0 = torch.minimum(c0, width)
-    c1 = torch.floor(x_hi * cols_per_px - 0.5).clamp(min=-1).long()
-    c1 = torch.minimum(c1, width - 1)
-    count = (c1 - c0 + 1).clamp(min=0)
-    return pair, rows, c0, c1, count
+    pair = torch.repeat_interleave(num_rows, output_size=total)
+    offset = torch.arange(total, device=box.device) - (
+        torch.cumsum(num_rows, dim=0) - num_rows)[pair]
+
+    # per visited row, [T]: what it needs of its (level, box), one gather.
+    # In the box frame a point (dx, dy) from the centre is inside when
+    # |alpha dx + beta dy| <= half on both axes: u = cos dx + sin dy
+    # (along w), v = -sin dx + cos dy (along h).
+    per_pair = torch.stack(torch.broadcast_tensors(
+        first_row, grids.h, grids.w, grids.first_block + img, cx, cy,
+        cos, -sin, sin, cos, bw / 2, bh / 2)).flatten(1)
+    per_row = per_pair[:, pair]
+    first, h, w, block, cx, cy = per_row[:6]
+    alpha, beta, half = per_row[6:].view(3, 2, -1)
+    row = first + offset
+    dy = (row + 0.5) * in_h / h - cy
+    lo, hi = _interval(alpha, beta * dy, half)
+    x_lo, x_hi = cx + lo.amax(dim=0), cx + hi.amin(dim=0)
+    # the run: columns j whose centres (j + 0.5) W / w lie in [x_lo, x_hi]
+    cols = torch.stack([torch.ceil(x_lo * w / in_w - 0.5),
+                        torch.floor(x_hi * w / in_w - 0.5) + 1])
+    cols = cols.clamp(min=0).minimum(w)
+    count = (cols[1] - cols[0]).clamp(min=0)
+    area = torch.zeros(len(num_rows), dtype=_ACC, device=box.device)
+    area.index_add_(0, pair, count)
+    value = torch.where(count > 0, _reciprocal(area)[pair], 0.)
+    runs = (block, torch.stack([row, row + 1]), cols, value)
+
+    # boxes between cell centres: the cell holding the centre
+    start = torch.floor(box[:2, None] * grids.size / grids.input_size)
+    on_grid = ((start >= 0) & (start < grids.size)).all(dim=0)
+    value = (area.view_as(on_grid) == 0) & on_grid
+    edges = torch.stack([start, start + 1]).clamp(min=0).minimum(grids.size)
+    cols, rows = edges.unbind(dim=1)
+    centres = (grids.first_block + img, rows, cols, value.to(_ACC))
+    return runs, centres
 
 
-def _scatter(diff: Tensor, levels: _Levels, level: Tensor, img: Tensor,
-             r0: Tensor, r1: Tensor, c0: Tensor, c1: Tensor,
+# ---------------------------------------------------------------------------
+# 3. scatter, 4. cumulative sums
+
+
+def _scatter(diff: Tensor, block: Tensor, rows: Tensor, cols: Tensor,
              value: Tensor) -> None:
-    """Add ``value`` to the cell rectangles [r0..r1] x [c0..c1] of images
-    ``img`` on levels ``level`` through the flat difference array ``diff``
-    (all index tensors of one shape). Entries with value 0 may have empty
-    or out-of-grid ranges."""
-    h, w = levels.h.flatten()[level], levels.w.flatten()[level]
-    # clip to the grid: rows [0, h - 1], the row / column after the range
-    # up to h / w (inside the level's (h + 1) x (w + 1) block)
-    rows = torch.stack([r0.clamp(min=0), r1.clamp(min=-1) + 1])
-    rows = torch.minimum(rows, torch.stack([h - 1, h]))
-    cols = torch.stack([c0.clamp(min=0), c1.clamp(min=-1) + 1])
-    cols = torch.minimum(cols, torch.stack([w - 1, w]))
-    offset = levels.start.flatten()[level] + img * (h + 1) * (w + 1)
-    index = (offset + rows * (w + 1))[:, None] + cols[None]  # [2, 2, ...]
-    sign = torch.tensor([[1., -1.], [-1., 1.]], dtype=_ACC,
-                        device=value.device)
-    sign = sign.view((2, 2) + (1, ) * value.dim())
-    diff.index_add_(0, index.flatten(), (sign * value).flatten())
+    """Add ``value`` to the cells [start, stop) of each rectangle through
+    the difference array: +v at (start row, start col) and (stop row, stop
+    col), -v at the two other corners; entries added in index order."""
+    _, _, _, num_rows, num_cols = diff.shape
+    index = ((block * num_rows + rows) * num_cols)[:, None] + cols[None]
+    signed = torch.stack([value, -value, -value, value])
+    diff.view(-1).index_add_(0, index.long().flatten(), signed.flatten())
+
+
+def _integrate(diff: Tensor, grids: _Grids) -> List[Tensor]:
+    """Sum the difference array up (in place): the [N, 1, h, w] float32
+    maps ``1 + mass`` of each level, views of one buffer."""
+    diff.cumsum_(dim=3).cumsum_(dim=4)
+    weights = diff.add_(1).to(torch.float32)
+    return [weights[i, ..., :h, :w] for i, (h, w) in enumerate(grids.hws)]
 
 
 def disw_pyramid(boxes: Sequence[Union[Tensor, BaseBoxes]],
@@ -223,45 +263,17 @@ def disw_pyramid(boxes: Sequence[Union[Tensor, BaseBoxes]],
         _check_hw('grid_hw', hw, integer=True)
     _check_hw('input_hw', input_hw, integer=False)
     tensors = _box_tensors(boxes)
-    n = len(tensors)
-    device = tensors[0].device if n else torch.device('cpu')
-    levels = _Levels(grid_hws, n, device)
-    diff = torch.zeros(sum(levels.sizes), dtype=_ACC, device=device)
-    if n:
-        counts = [len(b) for b in tensors]
-        # output_size given: no device sync to read the counts back.
-        img = torch.repeat_interleave(
-            torch.arange(n, device=device),
-            torch.tensor(counts, device=device), output_size=sum(counts))
-        box = torch.cat(tensors).to(_ACC)
-        zero = torch.zeros((), dtype=_ACC, device=device)
-        level = torch.arange(len(levels.hws), device=device)[:, None]
-        level = level.expand(-1, len(box))  # [L, K]
-        img = img.expand_as(level)
-        if box.shape[1] == 4:
-            r0, r1, c0, c1, area = _horizontal_cells(box, levels, input_hw)
-            value = torch.where(area > 0, 1 / area.clamp(min=1).to(_ACC),
-                                zero)
-            _scatter(diff, levels, level, img, r0, r1, c0, c1, value)
+    device = tensors[0].device if tensors else torch.device('cpu')
+    grids = _Grids(grid_hws, input_hw, len(tensors), device)
+    diff = grids.zeros()
+    if tensors and grids.hws:
+        box, img = _gather_boxes(tensors, device)
+        if box.shape[0] == 4:  # [4 | 5, K]
+            _scatter(diff, *_horizontal_rects(box, img, grids))
         else:
-            pair, rows, c0, c1, count = _rotated_cells(box, levels,
-                                                       input_hw)
-            area = torch.zeros(level.numel(), dtype=torch.long,
-                               device=device)
-            area.index_add_(0, pair, count)
-            value = torch.where(count > 0,
-                                1 / area.clamp(min=1).to(_ACC)[pair], zero)
-            _scatter(diff, levels, level.flatten()[pair],
-                     img.flatten()[pair], rows, rows, c0, c1, value)
-            # boxes between cell centres: the cell holding the centre
-            row = torch.floor(box[:, 1] * levels.hf / input_hw[0]).long()
-            col = torch.floor(box[:, 0] * levels.wf / input_hw[1]).long()
-            on_grid = (row >= 0) & (row < levels.h) & (col >= 0) & \
-                (col < levels.w)
-            value = torch.where((area.view_as(row) == 0) & on_grid,
-                                torch.ones_like(row, dtype=_ACC), zero)
-            _scatter(diff, levels, level, img, row, row, col, col, value)
-    return levels.maps(diff)
+            for rects in _rotated_rects(box, img, grids):
+                _scatter(diff, *rects)
+    return _integrate(diff, grids)
 
 
 def disw_weights(boxes: Sequence[Union[Tensor, BaseBoxes]],
@@ -270,62 +282,22 @@ def disw_weights(boxes: Sequence[Union[Tensor, BaseBoxes]],
     """Density-Independent Scale Weight map on a wavelet grid.
 
     DISW of DS2D2 (`arXiv 2512.04413 <https://arxiv.org/abs/2512.04413>`_):
-
-    ``W = 1 + sum over boxes k covering the cell of 1 / A_k``,
-
-    with ``A_k`` the number of grid cells box k covers (after clipping to
-    the grid). Which cells a box covers depends on its type:
-
-    - horizontal boxes, [K, 4] ``(x1, y1, x2, y2)``, as the authors' release
-      computes it: with ``s_y = h / H`` and ``s_x = w / W``, rows
-      ``floor(y1 * s_y) .. ceil(y2 * s_y)`` and columns
-      ``floor(x1 * s_x) .. ceil(x2 * s_x)``, inclusive. A box whose clipped
-      range is empty contributes nothing.
-    - rotated boxes, [K, 5] ``(cx, cy, w, h, theta)`` (MMRotate's
-      ``RotatedBoxes``, theta in radians, any angle convention; this
-      project's extension, the release has none): the cells whose centre
-      ``((j + 0.5) W / w, (i + 0.5) H / h)`` lies inside the rotated
-      rectangle, edges included. A box covering no cell centre (smaller
-      than a cell) covers the cell holding its centre, so tiny objects
-      still count; one whose centre is off the grid as well contributes
-      nothing.
-
-    Relation of the two for an axis-aligned box (theta = 0): the rotated
-    rule covers a subset of the horizontal rule's cells, since a cell whose
-    centre is inside the box also meets the box's floor / ceil range. Both
-    give the box a mass of 1 when it lies inside the grid. They differ at
-    the borders: the horizontal rule also counts every cell the box only
-    touches (e.g. a box whose edges lie on grid lines, spanning m x n
-    cells, covers (m + 1) x (n + 1) cells: the ceil row and column beyond
-    it), while the rotated rule counts the m x n cells whose centres it
-    holds. Use rotated boxes with theta = 0 to get the centre rule for
-    horizontal data.
-
-    Runs without a loop over boxes, in O(K + h*w) for horizontal boxes and
-    O(K + R + h*w) for rotated ones, R being the number of grid rows the
-    rotated boxes span in total (about K * (box height / cell height + 1));
-    the rotated path reads R back from the device once. For several grids
-    (FPN levels) use :func:`disw_pyramid`, which builds them in one pass.
-
-    Numerics: scaled coordinates and the map are accumulated in float64 and
-    the map is returned in float32, whatever the box dtype, so
-    ``1 + 1 / A`` stays above 1 for large boxes (the release's float16 map
-    rounds it to 1 once A > 2048). For horizontal float16 / float32 boxes
-    ``coord * h / H`` is exact up to one correctly rounded division, so
-    ``floor`` / ``ceil`` agree with the exact rational value (ties on a grid
-    line included). Float64 needs a device that supports it (CPU, CUDA).
+    ``W = 1 + sum over boxes k covering the cell of 1 / A_k``, with ``A_k``
+    the number of grid cells box k covers after clipping to the grid. Cell
+    rules per box type, numerics and cost: ``docs/disw.md``.
 
     Args:
-        boxes (Sequence[Tensor | BaseBoxes]): Per image, a [K_i, 4] or
-            [K_i, 5] tensor (or MMDetection ``HorizontalBoxes`` /
-            MMRotate ``RotatedBoxes``) in padded-input pixels; K_i may be 0.
-            One box type for the whole batch, all on one device.
+        boxes (Sequence[Tensor | BaseBoxes]): Per image, [K_i, 4]
+            ``(x1, y1, x2, y2)`` or [K_i, 5] ``(cx, cy, w, h, theta)``
+            boxes (or ``HorizontalBoxes`` / ``RotatedBoxes``) in
+            padded-input pixels; K_i may be 0. One box type for the whole
+            batch, all on one device.
         grid_hw (tuple[int, int]): Wavelet grid size (h, w).
         input_hw (tuple[float, float]): Padded batch input size (H, W),
             i.e. ``batch_input_shape``.
 
     Returns:
-        Tensor: The weight map, shape [N, 1, h, w] with N = ``len(boxes)``,
-        float32, on the boxes' device.
+        Tensor: [N, 1, h, w] float32 map, N = ``len(boxes)``, on the boxes'
+        device.
     """
     return disw_pyramid(boxes, [grid_hw], input_hw)[0]
