@@ -39,7 +39,7 @@ STACK = {
 }
 
 FIX_IT = ('Run `make install` from the ds2d2_mmrazor checkout (it repairs '
-          'the installed packages in place), or see README.md, '
+          'the installed packages in place), or see docs/install.md, '
           '"Installing into an existing environment".')
 
 

@@ -190,7 +190,7 @@ class Settings:
     num_test: int = 200
     teacher_epochs: int = 72
     # linear lr warm-up of the teacher, iterations (tiny_config's 10 left
-    # 2 of 5 teachers stuck at the start: README, Results)
+    # 2 of 5 teachers stuck at the start: docs/study.md)
     teacher_warmup: int = 300
     epochs: int = 24  # amplifier and every student
     teacher_width: int = 32

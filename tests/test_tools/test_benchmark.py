@@ -1,7 +1,7 @@
-"""tools/benchmark.py: the per-box reference loops agree with disw_weights
-(the honesty check of the DISW comparison), the memory measurement sees
-allocations and graphs, and the quick mode runs every section and reports
-every row and target (whatever the timings: they are not asserted)."""
+"""tools/benchmark.py and tools/bench/: the measurements see what they
+measure (Timer's threads, autograd's saved tensors), the options are
+checked, and the quick mode runs every section and reports every row and
+target (whatever the timings: they are not asserted)."""
 import contextlib
 import io
 import json
@@ -9,120 +9,120 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 import benchmark  # tools/benchmark.py, on the path (conftest)
-from ds2d2_mmrazor.ops import disw_weights
-
-# ----------------------------------------------------------------------------
-# the reference loops
-
-
-def test_horizontal_loop_matches_disw_weights_on_hand_boxes():
-    boxes = torch.tensor([
-        [0., 0., 16., 16.],     # edges on grid lines: the ceil row / col too
-        [3., 5., 9., 30.],      # inside
-        [-10., 50., 20., 80.],  # partly outside (clipped)
-        [60., 60., 90., 90.],   # crosses the bottom-right border
-        [70., 0., 80., 4.],     # fully outside the right border
-        [10., 10., 10.5, 10.5],  # smaller than a cell
-    ])
-    for grid in ((8, 8), (5, 7), (1, 1)):
-        expected = disw_weights([boxes], grid, (64, 64))
-        got = benchmark.disw_loop([boxes], grid, (64, 64))
-        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
-    # each box inside the grid has mass 1: ceil row / col included
-    one = benchmark.disw_loop([boxes[:1]], (8, 8), (64, 64))
-    assert (one > 1).sum() == 9 and math.isclose(float((one - 1).sum()), 1,
-                                                 rel_tol=1e-6)
-
-
-def test_rotated_loop_matches_disw_weights_on_hand_boxes():
-    boxes = torch.tensor([
-        [32., 32., 40., 10., 0.],            # axis-aligned
-        [20., 40., 30., 8., math.pi / 6],
-        [50., 12., 25., 6., -math.pi / 3],
-        [33., 33., 1., 1., 0.3],             # between cell centres: fallback
-        [70., 30., 1., 1., 0.],              # centre off the grid: nothing
-        [2., 2., 20., 20., math.pi / 4],     # crosses the top-left corner
-    ])
-    for grid in ((8, 8), (6, 9), (2, 2)):
-        expected = disw_weights([boxes], grid, (64, 72))
-        got = benchmark.disw_loop([boxes], grid, (64, 72))
-        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
-
-
-@pytest.mark.parametrize('rotated', [False, True])
-def test_loops_match_disw_weights_on_random_batches(rotated):
-    generator = torch.Generator().manual_seed(3)
-    boxes = [benchmark.random_boxes(n, 256, rotated, generator)
-             for n in (40, 0, 7)]
-    for grid in benchmark.grid_sizes(256):
-        torch.testing.assert_close(
-            benchmark.disw_loop(boxes, grid, (256, 256)),
-            disw_weights(boxes, grid, (256, 256)), rtol=0, atol=1e-6)
-
-
-def test_grid_sizes_are_the_haar_grids_of_the_fpn_levels():
-    assert benchmark.grid_sizes(800) == [(50, 50), (25, 25), (13, 13),
-                                         (7, 7), (4, 4)]
-    assert benchmark.grid_sizes(1024)[0] == (64, 64)
-
+from bench import memory, report, timing
+from bench.inputs import grid_sizes, random_boxes
+from bench.step import available_detectors
 
 # ----------------------------------------------------------------------------
 # the measurements
 
 
-def test_memory_use_sees_allocations_and_graphs():
-    cpu = torch.device('cpu')
-    peak, held, out = benchmark.memory_use(
-        lambda: torch.ones(1 << 20)[:10], cpu)  # 4 MiB kept by the view
-    assert held == peak == 4 << 20 and benchmark.tensor_bytes(out) == held
-
-    weight = torch.randn(8, 8, requires_grad=True)
-    x = torch.randn(1 << 14, 8)
-
-    def chain():
-        return (x @ weight).relu() @ weight
-
-    with torch.no_grad():
-        no_graph, _ = benchmark.held_beyond_output(chain, cpu)
-    graph, size = benchmark.held_beyond_output(chain, cpu)
-    assert no_graph == 0
-    assert graph >= size == x.numel() * 4  # the saved intermediate
+def test_grid_sizes_are_the_haar_grids_of_the_fpn_levels():
+    assert grid_sizes(800) == [(50, 50), (25, 25), (13, 13), (7, 7),
+                               (4, 4)]
+    assert grid_sizes(1024)[0] == (64, 64)
 
 
-def test_median_times_runs_warmup_and_repeats():
-    calls = []
-    times = benchmark.median_times(dict(a=lambda: calls.append('a'),
-                                        b=lambda: calls.append('b')),
-                                   warmup=1, repeats=3,
-                                   device=torch.device('cpu'))
-    assert calls == ['a', 'b'] * 4  # round robin
-    assert set(times) == {'a', 'b'} and all(t >= 0 for t in times.values())
+@pytest.mark.parametrize('rotated', [False, True])
+def test_random_boxes_lie_in_the_image(rotated):
+    generator = torch.Generator().manual_seed(0)
+    boxes = random_boxes(500, 256, rotated, generator, 4, 64)
+    assert boxes.shape == (500, 5 if rotated else 4)
+    if rotated:
+        assert ((boxes[:, :2] >= 0) & (boxes[:, :2] <= 256)).all()
+        assert ((boxes[:, 2:4] >= 4 - 1e-4) &
+                (boxes[:, 2:4] <= 64 + 1e-4)).all()
+        assert (boxes[:, 4].abs() <= math.pi / 2).all()
+    else:
+        assert ((boxes >= 0) & (boxes <= 256)).all()
+        assert (boxes[:, 2:] >= boxes[:, :2]).all()
 
 
-def test_unknown_section_is_an_error():
+def test_median_time_calls_fn_with_torch_threads():
+    seen = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # Timer's own default would be 1
+    try:
+        t = timing.median_time(
+            lambda: seen.append(torch.get_num_threads()), 0.01)
+    finally:
+        torch.set_num_threads(threads)
+    assert t > 0 and len(seen) > 1 and set(seen) == {2}
+
+
+def test_saved_bytes_sees_graphs_and_only_teacher_only_calls():
+    teacher = nn.Sequential(nn.Linear(8, 8), nn.ReLU()).requires_grad_(False)
+    student = nn.Linear(8, 8)
+    x = torch.randn(1 << 10, 8)
+    with memory.saved_bytes() as frozen:
+        teacher(x)
+    with torch.no_grad(), memory.saved_bytes() as no_grad:
+        student(x)
+    with memory.saved_bytes() as graph:
+        student(x).relu()
+    assert frozen['bytes'] == no_grad['bytes'] == 0
+    assert graph['bytes'] >= x.numel() * 4  # the input, for the weight
+
+    # only calls of `teacher` with inputs that need no grad count: its
+    # pass on student features (which need grad) saves, but is not counted
+    teacher.requires_grad_(True)
+    with memory.saved_bytes(list(teacher.modules())) as counted:
+        teacher(student(x))  # counted: no call (input needs grad)
+    assert counted['calls'] == 0 and counted['bytes'] == 0
+    with memory.saved_bytes(list(teacher.modules())) as counted:
+        teacher(x)  # a teacher-only call that keeps a graph
+    # Sequential and Linear (ReLU's input needs grad: the Linear's output)
+    assert counted['calls'] == 2 and counted['bytes'] >= x.numel() * 4
+
+
+def test_peak_memory_is_not_measured_on_cpu():
+    assert memory.peak_mb(lambda: torch.ones(10), torch.device('cpu')) \
+        is None
+
+
+@pytest.mark.parametrize('argv', [
+    ['--sections', 'disw,speed'], ['--sections', ','],
+    ['--detectors', 'retinanet,yolo'], ['--device', 'tpu'],
+    ['--threads', '0']])
+def test_bad_options_are_errors(argv, capsys):
+    with pytest.raises(SystemExit) as error:
+        benchmark.parse_args(argv)
+    assert error.value.code == 2
+    assert '--' + argv[0].lstrip('-') in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CUDA is available')
+def test_cuda_without_cuda_is_an_error(capsys):
     with pytest.raises(SystemExit):
-        benchmark.parse_args(['--sections', 'disw,speed'])
+        benchmark.parse_args(['--device', 'cuda'])
+    assert 'CUDA is not available' in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------
 # the quick mode, end to end
 
 
+def run(argv):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        results = benchmark.main(argv)
+    return results, printed.getvalue()
+
+
 @pytest.fixture(scope='module')
 def quick(tmp_path_factory):
     path = tmp_path_factory.mktemp('benchmark') / 'bench.json'
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        results = benchmark.main(['--quick', '--json', str(path)])
+    results, printed = run(['--quick', '--json', str(path)])
     with open(path) as f:
         saved = json.load(f)
-    return dict(results=results, printed=printed.getvalue(), saved=saved)
+    return dict(results=results, printed=printed, saved=saved)
 
 
 def detectors():
-    names, _ = benchmark.available_detectors(list(benchmark.DETECTORS))
+    names, _ = available_detectors(list(benchmark.DETECTORS))
     return names
 
 
@@ -134,8 +134,9 @@ def test_every_disw_row(quick):
         (size, box_type, num) for size in opts['disw_sizes']
         for box_type in ('horizontal', 'rotated')
         for num in opts['disw_boxes'])
-    assert len(quick['results']['disw_scaling']) == \
-        2 * len(opts['disw_sizes'])
+    # the quick mode measures the DISW target's own case
+    assert (report.DISW_TARGET['input'], report.DISW_TARGET['boxes']) in \
+        [(r['input'], r['boxes']) for r in rows]
 
 
 def test_stream_step_and_memory_rows(quick):
@@ -148,19 +149,19 @@ def test_stream_step_and_memory_rows(quick):
     assert {'retinanet', 'faster-rcnn'} <= set(names)
     assert [r['detector'] for r in results['step']] == names
     assert [r['detector'] for r in results['memory']] == names
-    for row in results['step']:
-        # the student's own assignments happen once per step
-        assert row['ds2d2_assign_calls'] == row['student_assign_calls'] > 0
-        assert row['ds2d2_syncs'] is None  # counted on CUDA only
+    for row in results['memory']:
+        # CPU: peak memory not measured
+        assert row['student_peak_mb'] is row['ds2d2_peak_mb'] is \
+            row['peak_ratio'] is None
+        assert row['teacher_saved_grad_mb'] > 0  # the control sees a graph
+        assert row['step_teacher_only_calls'] > 0
 
 
 def test_figures_are_finite_and_positive(quick):
     results = quick['results']
-    # may be 0 or negative: the overhead (noise), slopes, held memory,
-    # counts, the anchor time of RoI heads
-    signed = ('overhead_ms', 'slope', 'held', 'calls', 'generations',
-              'anchor_generation_ms', 'saved')
-    for section in ('disw', 'disw_scaling', 'stream', 'step', 'memory'):
+    # may be 0 or negative: the overhead (noise), saved memory, counts
+    signed = ('overhead_ms', 'saved', 'calls')
+    for section in ('disw', 'stream', 'step', 'memory'):
         assert results[section], section
         for row in results[section]:
             for key, value in row.items():
@@ -178,7 +179,7 @@ def test_json_has_the_same_content(quick):
 def test_targets_each_with_a_ratio_and_a_verdict(quick):
     targets = quick['results']['targets']
     names = [t['target'] for t in targets]
-    expected = ['DISW speed-up', 'DISW time vs box count']
+    expected = ['DISW speed-up']
     for name in detectors():
         expected += [f'{name}: explicit stream', f'{name}: DS2D2 step',
                      f'{name}: teacher-only passes']
@@ -188,12 +189,25 @@ def test_targets_each_with_a_ratio_and_a_verdict(quick):
     for target in targets:
         assert math.isfinite(target['measured'])
         assert target['result'] in ('PASS', 'FAIL')
-    # printed: every section's table, then each target's line
+    # printed: every section's table and footnote, then each target's line
     printed = quick['printed']
-    for title in benchmark.TITLES.values():
-        assert title in printed, title
+    for text in (*report.TITLES.values(), *report.FOOTNOTES.values()):
+        assert text in printed, text
     lines = printed[printed.index('\nTargets\n'):].splitlines()
     for target in targets:
         line = next(x for x in lines if x.startswith(target['target']))
         assert line.split()[-1] == target['result']
         assert f"{target['measured']:.3f}" in line
+
+
+def test_sections_and_detectors_are_honoured():
+    results, printed = run(['--quick', '--sections', 'step',
+                            '--detectors', 'retinanet'])
+    assert [r['detector'] for r in results['step']] == ['retinanet']
+    assert results['memory'] == [] and 'disw' not in results and \
+        'stream' not in results
+    assert [t['target'].split(':')[0] for t in results['targets']] == \
+        ['retinanet'] * 2
+    assert report.TITLES['step'] in printed
+    assert report.TITLES['disw'] not in printed
+    assert report.TITLES['memory'] not in printed

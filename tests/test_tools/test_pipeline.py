@@ -68,8 +68,8 @@ def test_a_failing_stage_stops_the_pipeline_with_a_resume_hint(tmp_path):
 
 @pytest.mark.parametrize('dataset', ['dota', 'dior-r'])
 def test_dry_run_of_the_rotated_recipe(tmp_path, capsys, dataset):
-    """The README's oriented-box command: the same three stages with the
-    MMRotate configs, plus the baseline student."""
+    """The oriented-box command of docs/training.md: the same three stages
+    with the MMRotate configs, plus the baseline student."""
     configs = osp.join(REPO, 'configs')
     trio = [f'rotated-retinanet-le90_r101_fpn_2x_{dataset}.py',
             f'ds2d2_amplifier_rotated-retinanet-le90_r101_fpn_2x_{dataset}'

@@ -273,3 +273,27 @@ def test_high_frequency_loss_without_amplifier_rejected(algo_cfg):
     with pytest.raises(ValueError, match="amplifier='high_frequency'") as e:
         build(algo_cfg, amplifier=None)
     assert 'amplifier' in str(e.value)
+
+
+def test_targets_are_assigned_once_per_step(algo, monkeypatch):
+    """The amplifier losses reuse the student head's own targets: one
+    assignment per iteration, the student's; none when the distill losses
+    are computed."""
+    from mmdet.models.dense_heads import AnchorHead
+    recorder = algo.distiller.student_recorders.get_recorder('targets')
+    calls = []
+    original = recorder.origin_method  # what the recorder wraps and restores
+
+    def counting(self, *args, **kwargs):
+        calls.append(self)
+        return original(self, *args, **kwargs)
+
+    # counted inside the recorder's context (it wraps origin_method) and
+    # after it (it restores origin_method)
+    monkeypatch.setattr(recorder, 'origin_method', counting)
+    monkeypatch.setattr(AnchorHead, 'get_targets', counting)
+    algo.train()
+    losses = algo(**batch(algo), mode='loss')
+    assert DISTILL_KEYS <= set(losses)
+    assert len(recorder.data_buffer) == 1
+    assert len(calls) == 1 and calls[0] is algo.student.bbox_head
