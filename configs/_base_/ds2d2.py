@@ -1,6 +1,7 @@
 # Stage 3 of DS2D2, what every detector shares: the FPN recorders, the
-# batch recorder, the adapter + DWT connectors and the DISW spectral loss. The head-type
-# skeletons add the two amplifier losses, their recorders and mappings:
+# batch recorder, the adapter + DWT connectors and the DISW spectral loss.
+# The head-type skeletons add the two amplifier losses, their recorders and
+# mappings:
 #   ./ds2d2_dense-head.py   RetinaNet (./ds2d2_rotated-dense-head.py: rotated)
 #   ./ds2d2_roi-head.py     Faster R-CNN
 #

@@ -121,9 +121,11 @@ class DS2D2Distill(FpnTeacherDistill):
                 "amplifier='high_frequency'; the amplifier is not built")
             return None
         if isinstance(amplifier, nn.Module):
-            return HighFrequencyHeads.of(amplifier,
-                                         parts).requires_grad_(False)
-        heads = HighFrequencyHeads.build(amplifier, parts)
+            heads = HighFrequencyHeads.of(amplifier, parts)
+            # an initialised model is not initialised again
+            heads._is_init = getattr(amplifier, 'is_init', False)
+        else:
+            heads = HighFrequencyHeads.build(amplifier, parts)
         if amplifier_ckpt:
             load_stage_checkpoint(heads, amplifier_ckpt,
                                   'model.amplifier_ckpt',

@@ -297,3 +297,23 @@ def test_targets_are_assigned_once_per_step(algo, monkeypatch):
     assert DISTILL_KEYS <= set(losses)
     assert len(recorder.data_buffer) == 1
     assert len(calls) == 1 and calls[0] is algo.student.bbox_head
+
+
+def test_a_built_amplifier_is_taken_and_loaded_from_its_checkpoint(
+        algo_cfg, tmp_path):
+    """`amplifier` may be a built stage-2 model: its head is shared, not
+    copied, and amplifier_ckpt still fills it."""
+    from mmdet.registry import MODELS as DET_MODELS
+    cfg = copy.deepcopy(algo_cfg.amplifier)
+    cfg.pop('type')
+    built = DET_MODELS.build(dict(cfg, type='HighFrequencyAmplifier',
+                                  _scope_='mmdet'))
+    torch.manual_seed(3)
+    saved = {k: torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in built.state_dict().items()}
+    path = str(tmp_path / 'amplifier.pth')
+    torch.save({'state_dict': saved, 'meta': {}}, path)
+    algo = build(algo_cfg, amplifier=built, amplifier_ckpt=path)
+    assert algo.amplifier.bbox_head is built.bbox_head
+    for key, value in algo.amplifier.state_dict().items():
+        assert torch.equal(value, saved[key]), key
