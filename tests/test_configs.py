@@ -99,6 +99,9 @@ def test_amplifier_config_without_teacher_checkpoint_names_stage_1():
     cfg = Config.fromfile(AMPLIFIER)
     assert cfg.model.teacher_ckpt.startswith('work_dirs/')
     cfg.model.teacher_ckpt = '/nonexistent/teacher.pth'
+    # in the config's scope, as the Runner builds it (whatever scope an
+    # earlier test left)
+    cfg.model['_scope_'] = cfg.default_scope
     with pytest.raises(FileNotFoundError, match='stage 1'):
         MODELS.build(cfg.model)
 

@@ -241,7 +241,8 @@ def test_amplifier_losses_get_their_heads_from_the_distiller(algo):
 
 
 def test_a_distiller_without_amplifiers_says_how_to_build_it(algo_cfg):
-    distiller = MODELS.build(copy.deepcopy(algo_cfg.distiller))
+    distiller = MODELS.build(dict(copy.deepcopy(algo_cfg.distiller),
+                                  _scope_='mmrazor'))
     with pytest.raises(RuntimeError, match='through DS2D2Distill'):
         distiller.compute_distill_losses()
 
