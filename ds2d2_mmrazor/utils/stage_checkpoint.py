@@ -78,9 +78,12 @@ def load_stage_checkpoint(model: nn.Module, path: str, field: str,
     """
     full = stage_state_dict(path, field)
     own = model.state_dict()
-    state = {k: v for k, v in full.items()
-             if k.split('.', 1)[0] in _parts(own)} if own_parts_only \
-        else full
+    if own_parts_only:
+        parts = set(_parts(own))
+        state = {k: v for k, v in full.items()
+                 if k.split('.', 1)[0] in parts}
+    else:
+        state = full
     missing = sorted(k for k in own.keys() - state.keys()
                      if not TOLERATED.search(k))
     unexpected = sorted(k for k in state.keys() - own.keys()

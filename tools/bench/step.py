@@ -75,7 +75,7 @@ def build_algorithm(name: str, quick: bool, seed: int,
     Full mode: the configured models (ResNet-18 student, ResNet-101 teacher
     and amplifier, 256-channel FPN, DIOR's 20 classes), ``init_cfg``
     switched off (nothing is downloaded). Quick mode: the same recipe with
-    :func:`synthetic.tiny.shrink_detector` models (16-channel FPN).
+    :func:`synthetic.tiny.shrink_distill_model` models (16-channel FPN).
 
     Returns:
         tuple: ``(algorithm, model config, number of classes)``; the
@@ -83,7 +83,7 @@ def build_algorithm(name: str, quick: bool, seed: int,
     """
     from mmdet.utils import register_all_modules
     from mmrazor.registry import MODELS
-    from synthetic.tiny import shrink_detector
+    from synthetic.tiny import shrink_distill_model
     importlib.import_module('ds2d2_mmrazor')  # registers its modules
     register_all_modules(init_default_scope=False)
     if DETECTORS[name][1] == 'mmrotate':
@@ -94,21 +94,14 @@ def build_algorithm(name: str, quick: bool, seed: int,
     head = student.roi_head.bbox_head if 'roi_head' in student \
         else student.bbox_head
     num_classes = head.num_classes
-    detectors = [student, cfg.teacher]
-    if cfg.get('amplifier') is not None:
-        detectors.append(cfg.amplifier.detector)
-    for detector in detectors:
-        if quick:
-            width = 16 if detector.backbone.depth > 18 else 8
-            shrink_detector(detector, num_classes, channels=16,
-                            base_channels=width)
-        else:
-            detector.backbone.init_cfg = None  # nothing to download
     if quick:
-        for connector in cfg.distiller.connectors.values():
-            for key in ('in_channels', 'out_channels'):
-                if connector.get(key) is not None:
-                    connector[key] = 16
+        shrink_distill_model(cfg, num_classes, channels=16)
+    else:
+        detectors = [student, cfg.teacher]
+        if cfg.get('amplifier') is not None:
+            detectors.append(cfg.amplifier.detector)
+        for detector in detectors:
+            detector.backbone.init_cfg = None  # nothing to download
     cfg.teacher_ckpt = cfg.amplifier_ckpt = None
     torch.manual_seed(seed)
     algorithm = MODELS.build(cfg)

@@ -132,6 +132,37 @@ def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
     return model
 
 
+def _width(detector: ConfigDict, teacher_width: int,
+           student_width: int) -> int:
+    """The repository's teachers are ResNet-101, its students ResNet-18."""
+    return teacher_width if detector.backbone.depth > 18 else student_width
+
+
+def shrink_distill_model(model: ConfigDict, num_classes: int,
+                         channels: int = 16, teacher_width: int = 16,
+                         student_width: int = 8,
+                         size_factor: float = 1.0) -> ConfigDict:
+    """Make a distillation model config (``DS2D2Distill`` or an MMRazor
+    peer) tiny, in place: its student, teacher and stage-2 amplifier with
+    :func:`shrink_detector` (teacher-side ResNet-101s get ``teacher_width``,
+    ResNet-18 students ``student_width``), every connector to ``channels``
+    channels, so student and teacher features match.
+    """
+    detectors = [model.architecture, model.teacher]
+    if model.get('amplifier') is not None:
+        detectors.append(model.amplifier.detector)
+    for detector in detectors:
+        shrink_detector(detector, num_classes, channels,
+                        _width(detector, teacher_width, student_width),
+                        size_factor)
+    for connector in model.distiller.get('connectors', {}).values():
+        for key in ('in_channels', 'out_channels', 'student_channels',
+                    'teacher_channels'):
+            if connector.get(key) is not None:
+                connector[key] = channels
+    return model
+
+
 def dataset_classes(dataset: ConfigDict,
                     default_scope: Optional[str] = None) -> Tuple[str, ...]:
     """The classes a dataset config yields, without reading any data.
@@ -244,13 +275,6 @@ def tiny_config(config: str,
     cfg.env_cfg.dist_cfg = dict(backend='gloo')
     cfg.work_dir = str(work_dir)
 
-    def shrink(detector: ConfigDict) -> ConfigDict:
-        # the repository's teachers are ResNet-101, its students ResNet-18
-        width = teacher_width if detector.backbone.depth > 18 \
-            else student_width
-        return shrink_detector(detector, num_classes, channels, width,
-                               size_factor)
-
     model = cfg.model
     if 'architecture' in model:  # DS2D2Distill or an MMRazor peer
         if 'roi_head' in model.architecture:
@@ -263,17 +287,14 @@ def tiny_config(config: str,
                     kl = loss.cls_loss
                     kl.loss_weight = kl.get('loss_weight', 1.0) * (
                         TINY_ROIS * batch_size) / (rois * recipe_batch)
-        evaluated = shrink(model.architecture)
-        shrink(model.teacher)
-        if model.get('amplifier') is not None:
-            shrink(model.amplifier.detector)
-        for connector in model.distiller.get('connectors', {}).values():
-            for key in ('in_channels', 'out_channels', 'student_channels',
-                        'teacher_channels'):
-                if connector.get(key) is not None:
-                    connector[key] = channels
+        shrink_distill_model(model, num_classes, channels, teacher_width,
+                             student_width, size_factor)
+        evaluated = model.architecture
     else:  # a detector, or the high-frequency amplifier of one
-        evaluated = shrink(model.get('detector', model))
+        evaluated = model.get('detector', model)
+        shrink_detector(evaluated, num_classes, channels,
+                        _width(evaluated, teacher_width, student_width),
+                        size_factor)
     # keep low-score detections of briefly trained models, so that the
     # evaluation (COCO AP, DOTA mAP) has something to score
     test_cfg = evaluated.test_cfg.get('rcnn', evaluated.test_cfg)

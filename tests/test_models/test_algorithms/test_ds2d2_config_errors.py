@@ -106,9 +106,17 @@ def test_checkpoint_of_another_size(algo_cfg, tmp_path):
     assert 'num_classes' in msg and 'another detector type' not in msg
 
 
-def test_checkpoint_of_another_detector_type(algo_cfg, tmp_path):
+@pytest.fixture(scope='module')
+def frcnn_ckpt(tmp_path_factory):
+    """The checkpoint of a tiny Faster R-CNN: another detector type than
+    the RetinaNet teacher and amplifier."""
     frcnn = shrink_detector(Config.fromfile(FASTER_RCNN).model, 3, 16, 16)
-    path = save(detector(frcnn), tmp_path / 'frcnn.pth')
+    return save(detector(frcnn), tmp_path_factory.mktemp('frcnn') /
+                'frcnn.pth')
+
+
+def test_checkpoint_of_another_detector_type(algo_cfg, frcnn_ckpt):
+    path = frcnn_ckpt
     with pytest.raises(ValueError) as info:
         build(algo_cfg, teacher_ckpt=path)
     msg = str(info.value)
@@ -121,11 +129,11 @@ def test_checkpoint_of_another_detector_type(algo_cfg, tmp_path):
         "teacher's config" in msg
 
 
-def test_amplifier_checkpoint_of_another_detector_type(algo_cfg, tmp_path):
+def test_amplifier_checkpoint_of_another_detector_type(algo_cfg,
+                                                       frcnn_ckpt):
     """Stage 3 loads only the amplifier's bbox_head entries; a checkpoint
     without them is refused, naming the parts on both sides."""
-    frcnn = shrink_detector(Config.fromfile(FASTER_RCNN).model, 3, 16, 16)
-    path = save(detector(frcnn), tmp_path / 'frcnn_amplifier.pth')
+    path = frcnn_ckpt
     with pytest.raises(ValueError) as info:
         build(algo_cfg, amplifier_ckpt=path)
     msg = str(info.value)
