@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: install env test demo study clean
+.PHONY: install env test demo study gpu-wheels gpu-check clean
 
 install:  ## create $(VENV) with the verified OpenMMLab stack and this package
 	@bash tools/install.sh
@@ -21,6 +21,12 @@ demo: install  ## the built-in demo: DS2D2 on synthetic data, CPU, < 10 min
 study: install  ## the seeds x methods x ablations study of the README (Results)
 	$(PY) tools/study.py --out work_dirs/study --seeds 0 1 2 3 4 \
 	  --sweep 0.1 10 --sweep-seeds 0 1 --jobs 2 --threads 1
+
+gpu-wheels: install  ## .whl/: the stack's wheels (CPython 3.12) and mmcv's sdist, for gpu-check on a machine without network
+	@bash tools/gpu_check.sh --fetch-wheels
+
+gpu-check:  ## the GPU check (docs/gpu.md): builds mmcv from .whl/ if there, then runs tools/gpu_check.py on cuda
+	@bash tools/gpu_check.sh --device cuda
 
 clean:  ## remove the virtualenv and caches of this checkout (keeps the mmcv wheel cache)
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -98,11 +98,16 @@ def report() -> List[str]:
                                 f'torch: {ops_error}')
         rows.append((name, version or 'missing', note))
 
-    for name in ('PyWavelets', 'joblib', 'pycocotools', 'openmim'):
+    for name in ('PyWavelets', 'joblib', 'pycocotools'):
         version = compat.dist_version(name)
         if version is None:
             problems.append(f'{name} is not installed')
         rows.append((name, version or 'missing', ''))
+    # an extra (`pip install -e .[mim]`): only `mim train` needs it
+    version = compat.dist_version('openmim')
+    rows.append(('openmim', version or 'missing',
+                 '' if version else '`mim train` needs it; tools/train.py '
+                 'does not'))
 
     width = max(len(r[0]) for r in rows)
     print('Environment')

@@ -4,6 +4,7 @@
     python tools/benchmark.py --quick          # CI: small sizes, seconds
     python tools/benchmark.py --json out.json --device cuda --threads 8
     python tools/benchmark.py --sections disw,stream --detectors retinanet
+    python tools/benchmark.py --sections step --step-time 5   # shorter
 
 A thin command line over :mod:`bench` (``tools/bench/``), one module per
 section: ``disw`` (:mod:`bench.disw`), ``stream`` (:mod:`bench.stream`),
@@ -57,6 +58,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     parser.add_argument('--threads', type=int,
                         help="torch's intra-op threads (default: torch's)")
+    parser.add_argument('--step-time', type=float,
+                        help='seconds of timed calls per part of the step '
+                        "and for the stream inside it (default: the mode's)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='also write every figure to this file')
     args = parser.parse_args(argv)
@@ -75,6 +79,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                      'use --device cpu')
     if args.threads is not None and args.threads < 1:
         parser.error(f'--threads: expected >= 1, got {args.threads}')
+    if args.step_time is not None and not args.step_time > 0:
+        parser.error(f'--step-time: expected > 0, got {args.step_time}')
     return args
 
 
@@ -112,6 +118,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     opts = settings(args.quick)
+    if args.step_time:
+        opts.update(step_time=args.step_time, stream_time=args.step_time)
     torch.manual_seed(args.seed)
     results: dict = dict(meta=dict(
         mode='quick' if args.quick else 'full', device=str(device),
