@@ -22,7 +22,9 @@
 # Options: --device cuda|cpu (default cuda), --out DIR (default $OUT if set,
 # else work_dirs/gpu_check), --wheels DIR, --site DIR (the target folder,
 # default /tmp/ds2d2_site); anything after -- goes to
-# tools/gpu_check.py (e.g. -- --skip benchmark).
+# tools/gpu_check.py (e.g. -- --skip benchmark). --build-only stops after
+# the set-up: a second run with the same --site then finds mmcv built (for a
+# machine whose command time cannot hold both).
 # `bash tools/gpu_check.sh --fetch-wheels` is `make gpu-wheels` (into .whl/
 # or --wheels DIR; PYVER=3.11 fetches for another Python).
 set -euo pipefail
@@ -34,6 +36,7 @@ OUT_DIR=${OUT:-work_dirs/gpu_check}
 WHEELS=
 SITE=/tmp/ds2d2_site
 FETCH=0
+BUILD_ONLY=0
 EXTRA=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -42,6 +45,7 @@ while [ $# -gt 0 ]; do
     --wheels) WHEELS=$2; shift 2 ;;
     --site) SITE=$2; shift 2 ;;
     --fetch-wheels) FETCH=1; shift ;;
+    --build-only) BUILD_ONLY=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
     *) echo "gpu_check.sh: unknown option $1 (see the header of $0)" >&2
        exit 2 ;;
@@ -69,6 +73,12 @@ MMCV_VERSION=2.0.1
 
 if [ -z "$WHEELS" ] && { [ "$FETCH" = 1 ] || { [ "$DEVICE" = cuda ] && [ -d .whl ]; }; }; then
   WHEELS=.whl
+fi
+
+if [ "$BUILD_ONLY" = 1 ] && [ -z "$WHEELS" ]; then
+  echo "gpu_check.sh: --build-only sets up from a wheel folder: none given" \
+       "and no .whl/ (make gpu-wheels)" >&2
+  exit 2
 fi
 
 if [ "$FETCH" = 1 ]; then
@@ -157,6 +167,10 @@ assert mmcv.__version__ == '$MMCV_VERSION'; ext_loader.load_ext('_ext', ['nms'])
   fi
   echo "==> repairs of released upstream defects"
   "$PY" ds2d2_mmrazor/env.py repair
+  if [ "$BUILD_ONLY" = 1 ]; then
+    echo "==> set up in $SITE; run the checks with the same --site"
+    exit 0
+  fi
 else
   PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
   export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}

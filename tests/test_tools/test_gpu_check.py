@@ -261,6 +261,8 @@ def test_carried_wheels_and_the_device_image_cover_the_stack():
     (['--device', 'tpu'], 2, '--device cuda or cpu, not tpu'),
     (['--device', 'cpu', '--wheels', '/nonexistent/w'], 1,
      'no wheel folder /nonexistent/w'),
+    (['--device', 'cpu', '--build-only'], 2,
+     '--build-only sets up from a wheel folder: none given'),
 ])
 def test_script_refuses_bad_options(args, code, message, tmp_path):
     proc = subprocess.run(['bash', SCRIPT, '--out', str(tmp_path)] + args,
