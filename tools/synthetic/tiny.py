@@ -92,7 +92,8 @@ def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
                     size_factor: float = 1.0) -> ConfigDict:
     """Make a ResNet-FPN detector config tiny, in place.
 
-    ResNet-18 with ``base_channels`` stem channels (stages: 1x, 2x, 4x, 8x),
+    ResNet-18 (whatever the depth, ResNeXt included) with ``base_channels``
+    stem channels (stages: 1x, 2x, 4x, 8x),
     an FPN of ``channels`` channels, a one-conv dense head or a narrow RPN
     and RoI head sampling few RoIs; no pretrained weights are loaded
     (nothing is downloaded). Anchor sizes follow the image size
@@ -112,7 +113,12 @@ def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
         ConfigDict: ``model`` itself.
     """
     scale_to_image(model, size_factor)
-    model.backbone.update(
+    backbone = model.backbone
+    if backbone.type.split('.')[-1] == 'ResNeXt':  # e.g. a X101-64x4d teacher
+        backbone.type = backbone.type.replace('ResNeXt', 'ResNet')
+        backbone.pop('groups', None)
+        backbone.pop('base_width', None)
+    backbone.update(
         depth=18, base_channels=base_channels, frozen_stages=-1,
         norm_eval=False, init_cfg=None)
     model.neck.update(
@@ -134,8 +140,11 @@ def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
 
 def _width(detector: ConfigDict, teacher_width: int,
            student_width: int) -> int:
-    """The repository's teachers are ResNet-101, its students ResNet-18."""
-    return teacher_width if detector.backbone.depth > 18 else student_width
+    """The repository's teachers are ResNet-101 and ResNeXt-101, its
+    students ResNet-18, -34 and -50."""
+    backbone = detector.backbone
+    teacher = backbone.depth >= 101 or 'ResNeXt' in backbone.type
+    return teacher_width if teacher else student_width
 
 
 def shrink_distill_model(model: ConfigDict, num_classes: int,
@@ -144,17 +153,16 @@ def shrink_distill_model(model: ConfigDict, num_classes: int,
                          size_factor: float = 1.0) -> ConfigDict:
     """Make a distillation model config (``DS2D2Distill`` or an MMRazor
     peer) tiny, in place: its student, teacher and stage-2 amplifier with
-    :func:`shrink_detector` (teacher-side ResNet-101s get ``teacher_width``,
-    ResNet-18 students ``student_width``), every connector to ``channels``
+    :func:`shrink_detector` (the student gets ``student_width``, teacher
+    and amplifier ``teacher_width``), every connector to ``channels``
     channels, so student and teacher features match.
     """
-    detectors = [model.architecture, model.teacher]
+    detectors = [(model.architecture, student_width),
+                 (model.teacher, teacher_width)]
     if model.get('amplifier') is not None:
-        detectors.append(model.amplifier.detector)
-    for detector in detectors:
-        shrink_detector(detector, num_classes, channels,
-                        _width(detector, teacher_width, student_width),
-                        size_factor)
+        detectors.append((model.amplifier.detector, teacher_width))
+    for detector, width in detectors:
+        shrink_detector(detector, num_classes, channels, width, size_factor)
     for connector in model.distiller.get('connectors', {}).values():
         for key in ('in_channels', 'out_channels', 'student_channels',
                     'teacher_channels'):
@@ -213,8 +221,8 @@ def tiny_config(config: str,
     student), the high-frequency amplifier, ``DS2D2Distill`` and MMRazor's
     ``FpnTeacherDistill`` (the peer baselines); for MMDetection (DIOR, DOTA
     as COCO json) and MMRotate (DIOR-R, DOTA split patches) configs.
-    Teacher-side models (the repository's ResNet-101 detectors) get
-    ``teacher_width``, students (ResNet-18) ``student_width``; all FPNs have
+    Teacher-side models (ResNet-101 and ResNeXt-101 detectors) get
+    ``teacher_width``, students (ResNet-18, -34, -50) ``student_width``; all FPNs have
     ``channels`` channels, so student and teacher features match. Every
     model's anchors scale with ``image_size`` / the recipe's image size
     (:func:`scale_to_image`), so objects of the small images have anchors
