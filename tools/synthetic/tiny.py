@@ -222,8 +222,9 @@ def tiny_config(config: str,
     ``FpnTeacherDistill`` (the peer baselines); for MMDetection (DIOR, DOTA
     as COCO json) and MMRotate (DIOR-R, DOTA split patches) configs.
     Teacher-side models (ResNet-101 and ResNeXt-101 detectors) get
-    ``teacher_width``, students (ResNet-18, -34, -50) ``student_width``; all FPNs have
-    ``channels`` channels, so student and teacher features match. Every
+    ``teacher_width``, students (ResNet-18, -34, -50) ``student_width``;
+    all FPNs have ``channels`` channels, so student and teacher features
+    match. Every
     model's anchors scale with ``image_size`` / the recipe's image size
     (:func:`scale_to_image`), so objects of the small images have anchors
     of their size, as DIOR's have at 800 px.
