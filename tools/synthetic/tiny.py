@@ -224,10 +224,9 @@ def tiny_config(config: str,
     Teacher-side models (ResNet-101 and ResNeXt-101 detectors) get
     ``teacher_width``, students (ResNet-18, -34, -50) ``student_width``;
     all FPNs have ``channels`` channels, so student and teacher features
-    match. Every
-    model's anchors scale with ``image_size`` / the recipe's image size
-    (:func:`scale_to_image`), so objects of the small images have anchors
-    of their size, as DIOR's have at 800 px.
+    match. Every model's anchors scale with ``image_size`` / the recipe's
+    image size (:func:`scale_to_image`), so objects of the small images
+    have anchors of their size, as DIOR's have at 800 px.
 
     Args:
         config (str): Path of a config in ``configs/``.
