@@ -1,4 +1,5 @@
 """Shared helpers: tiny detectors built from the upstream configs."""
+import importlib.util
 import os.path as osp
 import sys
 import tempfile
@@ -13,6 +14,13 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tools'))
 
 from synthetic import tiny  # noqa: E402
+
+#: MMRotate is an extra (``pip install -e .[rotated]``): the mmdet 3.3 stack
+#: (``make install STACK=mmdet3.3``) has none, and skips what needs it.
+HAS_MMROTATE = importlib.util.find_spec('mmrotate') is not None
+requires_mmrotate = pytest.mark.skipif(
+    not HAS_MMROTATE, reason='needs MMRotate, which this stack has not: '
+    '`make install` (the default stack) or `pip install -e .[rotated]`')
 
 
 def upstream_config(base: str) -> Config:
