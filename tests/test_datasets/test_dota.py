@@ -1,5 +1,9 @@
 """DOTAPatchDataset reads DOTA split patches (MMRotate's img_split) strictly;
-the DOTA base config trains on train and evaluates on val."""
+the DOTA base config trains on train and evaluates on val.
+
+DOTAPatchDataset is MMRotate's DOTADataset: the module imports it in the
+tests, so that it is collected (and skipped) on a stack without MMRotate.
+"""
 import os
 import os.path as osp
 import re
@@ -8,9 +12,9 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from ds2d2_mmrazor.datasets import DOTA_CLASSES, DOTAPatchDataset
+from ..conftest import make_dota_split, requires_mmrotate
 
-from ..conftest import make_dota_split
+pytestmark = requires_mmrotate
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIZE = 64
@@ -33,14 +37,17 @@ def dota(tmp_path):
 
 
 def build(root, split='train', **kwargs):
+    from ds2d2_mmrazor.datasets import DOTAPatchDataset
+    kwargs.setdefault('ann_file', f'{split}/annfiles/')
     return DOTAPatchDataset(
-        data_root=root, ann_file=f'{split}/annfiles/',
-        data_prefix=dict(img_path=f'{split}/images/'), img_shape=(SIZE, SIZE),
-        pipeline=[], test_mode=True, **kwargs)
+        data_root=root, data_prefix=dict(img_path=f'{split}/images/'),
+        img_shape=(SIZE, SIZE), pipeline=[], test_mode=True, **kwargs)
 
 
 def test_registered_in_mmrotate_with_its_classes():
     from mmrotate.registry import DATASETS
+
+    from ds2d2_mmrazor.datasets import DOTA_CLASSES, DOTAPatchDataset
     assert DATASETS.get('DOTAPatchDataset') is DOTAPatchDataset
     assert len(DOTA_CLASSES) == 15 and DOTA_CLASSES[0] == 'plane'
 
@@ -96,7 +103,83 @@ def test_bad_line_is_an_error_naming_file_and_line(tmp_path, line, problem):
         build(root)
 
 
+@pytest.mark.parametrize('header, first', [
+    (['imagesource:GoogleEarth', 'gsd:0.146343590398'],
+     "line 1 'imagesource:GoogleEarth'"),
+    (['', 'gsd:null'], "line 2 'gsd:null'"),
+])
+def test_raw_label_file_is_an_error_giving_the_split_command(
+        tmp_path, header, first):
+    from ds2d2_mmrazor.datasets.dota import SPLIT_COMMAND
+    root = make_dota_split(str(tmp_path), {  # a scene's labelTxt file
+        'P0000': header + ['10 10 30 10 30 20 10 20 plane 0']}, size=SIZE)
+    path = osp.join(root, 'train', 'annfiles', 'P0000.txt')
+    with pytest.raises(ValueError, match='^' + re.escape(
+            f'{path}: {first} is the header of a raw DOTA label file '
+            '(labelTxt/): the scenes are not split into patches. Split '
+            "them first with MMRotate's img_split.py")) as error:
+        build(root)
+    assert f'\n{SPLIT_COMMAND}\nthen set ann_file to' in str(error.value)
+    # the command the docs give
+    with open(osp.join(REPO, 'docs', 'datasets.md')) as f:
+        assert SPLIT_COMMAND in f.read()
+
+
+def test_patch_of_another_size_is_an_error_naming_it(dota):
+    import mmcv
+    import numpy as np
+    images = osp.join(dota, 'train', 'images')
+    small = osp.join(images, 'P0001__64__0___0.png')
+    mmcv.imwrite(np.zeros((48, SIZE, 3), np.uint8), small)  # 48 high
+    broken = osp.join(images, 'P0002__64__0___0.png')
+    with open(broken, 'wb') as f:
+        f.write(b'not a png')
+    with pytest.raises(ValueError, match='^' + re.escape(
+            '2 of 3 DOTA patch images are not img_shape (64, 64) (height, '
+            f'width):\n  {small} is (48, 64)\n  {broken} is not an image '
+            '(cannot identify image file')) as error:
+        build(dota)
+    assert str(error.value).endswith(
+        "set img_shape to the patch size the split was cut with "
+        "(img_split.py's --sizes), or split again without --no-padding "
+        "(which leaves the patches at a scene's border smaller); raw DOTA "
+        'scenes must be split first (docs/datasets.md, "DOTA v1.0")')
+    # unannotated test patches too
+    with pytest.raises(ValueError, match=re.escape(f'{small} is (48, 64)')):
+        build(dota, ann_file='')
+
+
+def test_missing_images_are_an_error_naming_them(dota):
+    images = osp.join(dota, 'train', 'images')
+    missing = osp.join(images, 'P0001__64__0___0.png')
+    os.remove(missing)
+    with pytest.raises(FileNotFoundError, match='^' + re.escape(
+            f'1 of 3 DOTA patch images not found:\n  {missing}\neach '
+            'annfiles/<patch id>.txt needs images/<patch id>.png: set '
+            "data_prefix['img_path'] to the images/ folder of the same "
+            "split, or re-run MMRotate's img_split.py for this split "
+            '(--save-ext .png; docs/datasets.md, "DOTA v1.0")') + '$'):
+        build(dota)
+
+
+def test_errors_list_the_first_problem_files_and_count_all(tmp_path):
+    from ds2d2_mmrazor.datasets.dota import MAX_LISTED
+    ids = [f'P{i:04d}__64__0___0' for i in range(MAX_LISTED + 2)]
+    root = make_dota_split(str(tmp_path), dict.fromkeys(ids, []), size=SIZE)
+    for patch_id in ids:
+        os.remove(osp.join(root, 'train', 'images', f'{patch_id}.png'))
+    with pytest.raises(FileNotFoundError) as error:
+        build(root)
+    lines = str(error.value).splitlines()
+    assert lines[0] == f'{len(ids)} of {len(ids)} DOTA patch images not ' \
+        'found:'
+    assert lines[1:MAX_LISTED + 2] == [
+        '  ' + osp.join(root, 'train', 'images', f'{patch_id}.png')
+        for patch_id in ids[:MAX_LISTED]] + ['  ... and 2 more']
+
+
 def test_missing_or_empty_folders_are_clear_errors(dota):
+    from ds2d2_mmrazor.datasets import DOTAPatchDataset
     with pytest.raises(FileNotFoundError,
                        match=r"^DOTA annotation folder '.*test/annfiles/' "
                        r'not found: split DOTA with MMRotate'):
@@ -114,6 +197,7 @@ def test_missing_or_empty_folders_are_clear_errors(dota):
 
 
 def test_unannotated_test_patches_are_listed_as_mmrotate_does(dota):
+    from ds2d2_mmrazor.datasets import DOTAPatchDataset
     dataset = DOTAPatchDataset(
         data_root=dota, ann_file='', data_prefix=dict(img_path='val/images/'),
         img_shape=(SIZE, SIZE), pipeline=[], test_mode=True)
