@@ -2,11 +2,12 @@
 # Both install what they need first (`make install`, idempotent).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export VENV
+# STACK=mmdet3.3: MMDetection 3.3 without MMRotate (tools/install.sh)
+export VENV STACK
 
 .PHONY: install env test demo study gpu-wheels gpu-check clean
 
-install:  ## create $(VENV) with the verified OpenMMLab stack and this package
+install:  ## create $(VENV) with a verified OpenMMLab stack (STACK=full or mmdet3.3) and this package
 	@bash tools/install.sh
 
 env: install  ## versions, compiled ops and repairs; non-zero exit if broken

@@ -28,12 +28,12 @@ setup(
     install_requires=[
         'torch>=2.1',
         'mmengine>=0.10.7,<1.0.0',
-        # mmdet 3.1.0 asserts mmcv < 2.1.0; 2.0.x needs a C++17 build on
-        # torch >= 2.1 (`make install` does it).
-        'mmcv>=2.0.1,<2.1.0',
-        # mmrotate 1.0.0rc1 asserts mmdet <= 3.1.0.
-        'mmdet==3.1.0',
-        'mmrotate==1.0.0rc1',
+        # Verified: mmdet 3.1.0 + mmcv 2.0.1 and mmdet 3.3.0 + mmcv 2.1.0
+        # (ds2d2_mmrazor/env.py, STACKS). mmdet 3.1 asserts mmcv < 2.1,
+        # 3.3 mmcv < 2.2; mmcv 2.0.x needs a C++17 build on torch >= 2.1
+        # (`make install` does it).
+        'mmcv>=2.0.1,<2.2.0',
+        'mmdet>=3.1.0,<3.4.0',
         # The repairs in ds2d2_mmrazor/compat.py match these releases' text.
         'mmrazor==1.0.0',
         # mmrazor 1.0.0 imports joblib without declaring it.
@@ -41,6 +41,10 @@ setup(
         'PyWavelets>=1.4',
     ],
     extras_require={
+        # Oriented boxes (DIOR-R, DOTA): mmrotate 1.0.0rc1 asserts
+        # mmdet <= 3.1.0, hence mmcv < 2.1.
+        'rotated': ['mmrotate==1.0.0rc1', 'mmdet==3.1.0',
+                    'mmcv>=2.0.1,<2.1.0'],
         'tests': ['pytest'],
         'mim': ['openmim'],
     },

@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Install the verified OpenMMLab stack and this package into a virtualenv.
 #
-#   bash tools/install.sh            (what `make install` runs)
+#   bash tools/install.sh                  (what `make install` runs)
+#   STACK=mmdet3.3 bash tools/install.sh   (`make install STACK=mmdet3.3`)
 #
 # Idempotent: every step checks first and skips what is already in place,
 # so a second run takes seconds. Settings (environment variables):
+#   STACK       full: mmdet 3.1.0, mmcv 2.0.1 and MMRotate 1.0.0rc1
+#               (horizontal and oriented boxes); mmdet3.3: mmdet 3.3.0,
+#               mmcv 2.1.0, no MMRotate (horizontal boxes). Default: the
+#               stack the virtualenv has (so `make test` keeps it), else full
 #   VENV        virtualenv to create/use                 (default .venv)
 #   PYTHON      interpreter that creates the virtualenv  (default python3)
 #   TORCH_SPEC  what pip installs when the venv has no torch >= 2.1
 #               (default torch==2.13.0; e.g. a CUDA build for your GPU)
-#   DS2D2_CACHE where the patched mmcv wheel is kept, outside the clone so
-#               every clone on this machine reuses it
+#   DS2D2_CACHE where the built mmcv wheels are kept, outside the clone so
+#               every clone on this machine reuses them
 #               (default ~/.cache/ds2d2_mmrazor)
-# Why each version, and what is repaired: ../shared/docs/stack.md and
-# ds2d2_mmrazor/compat.py.
+# Why each version, and what is repaired: ../shared/docs/stack.md,
+# ds2d2_mmrazor/env.py (STACKS, the versions) and ds2d2_mmrazor/compat.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +27,15 @@ case $VENV in /*) ;; *) VENV=$PWD/$VENV ;; esac  # the mmcv build runs elsewhere
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 CACHE=${DS2D2_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ds2d2_mmrazor}
-MMCV_VERSION=2.0.1
-STACK=(mmengine==0.10.7 mmdet==3.1.0 mmrotate==1.0.0rc1 mmrazor==1.0.0)
+# the stack asked for, else the one this virtualenv has, else the full one
+STACK_FILE=$VENV/.ds2d2_mmrazor-stack
+STACK=${STACK:-$(cat "$STACK_FILE" 2>/dev/null || echo full)}
+# MMCV_VERSION and PINS (the rest of the stack) from ds2d2_mmrazor/env.py
+pins=$("$PYTHON" ds2d2_mmrazor/env.py pins --stack "$STACK")
+eval "$pins"
+read -r -a PINS <<< "$PINS"
+EXTRAS=tests,mim
+case " ${PINS[*]} " in *" mmrotate=="*) EXTRAS=$EXTRAS,rotated ;; esac
 
 PY=$VENV/bin/python
 PIP=("$PY" -m pip --disable-pip-version-check)
@@ -75,8 +87,8 @@ print(f"torch{torch.__version__}-cp{sys.version_info[0]}{sys.version_info[1]}")'
     "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \
       "mmcv==$MMCV_VERSION" -d "$src"
     tar -xzf "$src/mmcv-$MMCV_VERSION.tar.gz" -C "$src"
-    # torch >= 2.1 headers need C++17; mmcv 2.0.1 hard-codes c++14
-    # (ds2d2_mmrazor/compat.py, SOURCE_REPAIRS).
+    # e.g. torch >= 2.1 headers need C++17, mmcv 2.0.1 hard-codes c++14
+    # (ds2d2_mmrazor/compat.py, SOURCE_REPAIRS; per mmcv version).
     "$PY" ds2d2_mmrazor/env.py repair --source mmcv "$src/mmcv-$MMCV_VERSION"
     # CUDA ops are built when torch sees a GPU (or FORCE_CUDA=1 is set).
     (cd "$src/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 \
@@ -88,26 +100,31 @@ print(f"torch{torch.__version__}-cp{sys.version_info[0]}{sys.version_info[1]}")'
   fi
   # Replace any mmcv without working ops (e.g. mmcv-lite or a wrong build).
   "${PIP[@]}" uninstall -q -y mmcv mmcv-lite 2>/dev/null || true
-  "${PIP[@]}" install -q "$wheels"/mmcv-*.whl "${STACK[0]}"
+  "${PIP[@]}" install -q "$wheels"/mmcv-*.whl "${PINS[0]}"
 fi
 took
 
-step "mmengine, mmdet, mmrotate, mmrazor, pywavelets, openmim, pytest" \
+step "the $STACK stack: ${PINS[*]}; pywavelets, openmim, pytest" \
   "~1 min the first time, seconds after"
 # The stamp ties the editable install to this checkout and this setup.py.
 stamp=$VENV/.ds2d2_mmrazor-installed
-stamp_want="$PWD $(sha1sum setup.py | cut -d' ' -f1) ${STACK[*]}"
+stamp_want="$PWD $(sha1sum setup.py | cut -d' ' -f1) ${PINS[*]}"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_want" ] \
    && py_ok "import importlib.metadata as m, sys
-want = dict(s.split('==') for s in '${STACK[*]}'.split())
+want = dict(s.split('==') for s in '${PINS[*]}'.split())
 sys.exit(any(m.version(k) != v for k, v in want.items()))"; then
   echo "    present"
 else
-  "${PIP[@]}" install -q "${STACK[@]}"
+  if [ "$EXTRAS" = tests,mim ]; then
+    # MMRotate 1.0.0rc1 refuses mmdet > 3.1 at import: not in this stack
+    "${PIP[@]}" uninstall -q -y mmrotate 2>/dev/null || true
+  fi
+  "${PIP[@]}" install -q "${PINS[@]}"
   # This package, editable, with its declared dependencies and test tools.
-  "${PIP[@]}" install -q --no-build-isolation -e '.[tests,mim]'
+  "${PIP[@]}" install -q --no-build-isolation -e ".[$EXTRAS]"
   echo "$stamp_want" > "$stamp"
 fi
+echo "$STACK" > "$STACK_FILE"
 took
 
 step "repairs of released upstream defects" "a second"

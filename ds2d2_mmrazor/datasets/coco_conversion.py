@@ -27,11 +27,11 @@ from typing import Iterable, List, Sequence, Tuple
 from mmengine.fileio import list_from_file
 from mmengine.utils import track_iter_progress
 
-from .annotations import (enclosing_box, polygon_area, read_dota_txt,
-                          read_voc_xml, warn_clipped)
+from .annotations import (enclosing_box, polygon_area, read_voc_xml,
+                          warn_clipped)
 from .dior import DIOR_CLASSES, HBB_ANN_SUBDIR, OBB_ANN_SUBDIR, DIORDataset
-from .dior_r import DIORRDataset
-from .dota import DOTA_CLASSES, list_patches
+from .dota_patches import (DOTA_CLASSES, check_patch_images, list_patches,
+                           read_patch_txt)
 
 
 def coco_box(bbox: Sequence[float], width: int, height: int) -> dict:
@@ -110,7 +110,11 @@ def dior_to_coco(data_root: str,
             missing.
         ValueError: On the loader's errors (see ``read_voc_xml``).
     """
-    dataset = DIORRDataset if oriented else DIORDataset
+    if oriented:
+        from .dior_r import DIORRDataset  # needs MMRotate (its box type)
+        dataset = DIORRDataset
+    else:
+        dataset = DIORDataset
     ann_dir = osp.join(data_root, OBB_ANN_SUBDIR if oriented else
                        HBB_ANN_SUBDIR)
     split_files = [
@@ -143,8 +147,8 @@ def dota_to_coco(split_dir: str,
     """Convert a split of DOTA patches (MMRotate's ``img_split``) to COCO.
 
     Args:
-        split_dir (str): The split's folder, with ``annfiles/*.txt`` (and
-            ``images/*.png``, which the file names are relative to).
+        split_dir (str): The split's folder, with ``annfiles/*.txt`` and
+            ``images/*.png`` (which the file names are relative to).
         img_shape (tuple[int, int]): Patch ``(height, width)``. Defaults to
             (1024, 1024).
         diff_thr (int): Objects with a difficulty above it become
@@ -154,16 +158,23 @@ def dota_to_coco(split_dir: str,
         dict: The COCO dataset (see the module docstring).
 
     Raises:
-        FileNotFoundError: If ``annfiles`` is missing.
-        ValueError: On the loader's errors (see ``read_dota_txt``).
+        FileNotFoundError: If ``annfiles`` or patch images are missing.
+        ValueError: On the loader's errors (see ``read_dota_txt``), for a
+            raw (unsplit) label file and for images of another size than
+            ``img_shape`` (as ``DOTAPatchDataset``: see
+            :mod:`~ds2d2_mmrazor.datasets.dota_patches`).
     """
     ann_dir = osp.join(split_dir, 'annfiles')
     height, width = img_shape
+    patch_ids = list_patches(ann_dir)
+    check_patch_images(
+        [osp.join(split_dir, 'images', f'{p}.png') for p in patch_ids],
+        img_shape)
     images = [
         dict(file_name=f'{patch_id}.png', width=width, height=height,
-             instances=read_dota_txt(
+             instances=read_patch_txt(
                  osp.join(ann_dir, f'{patch_id}.txt'), DOTA_CLASSES,
                  img_shape, diff_thr))
-        for patch_id in track_iter_progress(list_patches(ann_dir))
+        for patch_id in track_iter_progress(patch_ids)
     ]
     return to_coco(images, DOTA_CLASSES)

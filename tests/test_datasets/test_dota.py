@@ -50,6 +50,8 @@ def test_registered_in_mmrotate_with_its_classes():
     from ds2d2_mmrazor.datasets import DOTA_CLASSES, DOTAPatchDataset
     assert DATASETS.get('DOTAPatchDataset') is DOTAPatchDataset
     assert len(DOTA_CLASSES) == 15 and DOTA_CLASSES[0] == 'plane'
+    # written out (the COCO conversion needs no MMRotate), in its order
+    assert DOTA_CLASSES == tuple(DOTAPatchDataset.METAINFO['classes'])
 
 
 def test_reads_patches_in_order_with_corners_as_written(dota):
@@ -110,7 +112,7 @@ def test_bad_line_is_an_error_naming_file_and_line(tmp_path, line, problem):
 ])
 def test_raw_label_file_is_an_error_giving_the_split_command(
         tmp_path, header, first):
-    from ds2d2_mmrazor.datasets.dota import SPLIT_COMMAND
+    from ds2d2_mmrazor.datasets.dota_patches import SPLIT_COMMAND
     root = make_dota_split(str(tmp_path), {  # a scene's labelTxt file
         'P0000': header + ['10 10 30 10 30 20 10 20 plane 0']}, size=SIZE)
     path = osp.join(root, 'train', 'annfiles', 'P0000.txt')
@@ -163,7 +165,7 @@ def test_missing_images_are_an_error_naming_them(dota):
 
 
 def test_errors_list_the_first_problem_files_and_count_all(tmp_path):
-    from ds2d2_mmrazor.datasets.dota import MAX_LISTED
+    from ds2d2_mmrazor.datasets.dota_patches import MAX_LISTED
     ids = [f'P{i:04d}__64__0___0' for i in range(MAX_LISTED + 2)]
     root = make_dota_split(str(tmp_path), dict.fromkeys(ids, []), size=SIZE)
     for patch_id in ids:

@@ -2,7 +2,9 @@
 (HBB, OBB) and DOTA patches to COCO json, read back by CocoDataset with the
 loaders' boxes."""
 import json
+import os
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -202,6 +204,30 @@ def test_cli_and_dior_coco_config_round_trip(dior, capsys):
     results = metric.compute_metrics(metric.results)
     assert results['bbox_mAP_50'] == pytest.approx(1.0)
     assert results['bbox_mAP'] == pytest.approx(1.0)
+
+
+def test_dota_conversion_checks_the_patches_as_the_loader(tmp_path):
+    """A missing image and a raw (unsplit) label file are refused as
+    DOTAPatchDataset refuses them, naming the file."""
+    root = make_dota_split(str(tmp_path), PATCHES)
+    split = osp.join(root, 'train')
+    missing = osp.join(split, 'images', 'P0001__64__0___0.png')
+    os.remove(missing)
+    with pytest.raises(FileNotFoundError,
+                       match=rf'1 of 3 DOTA patch images not found:\n  '
+                       rf'{re.escape(missing)}\n'):
+        dota_to_coco(split, (SIZE, SIZE))
+    root = make_dota_split(str(tmp_path / 'raw'), PATCHES)
+    split = osp.join(root, 'train')
+    label = osp.join(split, 'annfiles', 'P0000__64__0___0.txt')
+    with open(label) as f:
+        lines = f.read()
+    with open(label, 'w') as f:
+        f.write('imagesource:GoogleEarth\ngsd:0.146343590398\n' + lines)
+    with pytest.raises(ValueError, match=rf"{re.escape(label)}: line 1 "
+                       r"'imagesource:GoogleEarth' is the header of a raw "
+                       r'DOTA label file .*img_split\.py'):
+        dota_to_coco(split, (SIZE, SIZE))
 
 
 def test_cli_converts_dota_and_dior_obb(tmp_path):
