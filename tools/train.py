@@ -40,8 +40,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def load_config(path: str) -> Config:
+    """``Config.fromfile``, saying what to install for an oriented-box
+    config on a stack without MMRotate."""
+    try:
+        return Config.fromfile(path)
+    except ModuleNotFoundError as e:
+        if 'mmrotate' not in str(e):
+            raise
+        raise ModuleNotFoundError(
+            f'{path} is an oriented-box config and needs MMRotate, which '
+            'is not installed: `make install` installs the full stack '
+            '(mmdet 3.1.0, mmcv 2.0.1, mmrotate 1.0.0rc1), or `pip install '
+            '-e .[rotated]`; MMRotate 1.0.0rc1 does not run with '
+            f'MMDetection 3.3 ({e})') from e
+
+
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

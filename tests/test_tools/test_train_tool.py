@@ -29,3 +29,25 @@ def test_amp_on_cpu_is_refused_clearly():
     with pytest.raises(ValueError, match='--amp needs a GPU.*train without '
                        '--amp'):
         build_config(parse_args([CONFIG, '--amp']))
+
+
+def test_oriented_box_config_without_mmrotate_says_what_to_install(
+        monkeypatch):
+    import train
+
+    def fromfile(path):  # what MMEngine raises for an `mmrotate::` base
+        raise ModuleNotFoundError(
+            'mmrotate is not installed, please install mmrotate manually')
+
+    monkeypatch.setattr(train.Config, 'fromfile', fromfile)
+    with pytest.raises(ModuleNotFoundError, match=r'rotated.py is an '
+                       r'oriented-box config and needs MMRotate.*`make '
+                       r'install`.*pip install -e \.\[rotated\]'):
+        train.load_config('rotated.py')
+
+    def other(path):
+        raise ModuleNotFoundError('No module named yaml')
+
+    monkeypatch.setattr(train.Config, 'fromfile', other)
+    with pytest.raises(ModuleNotFoundError, match='^No module named yaml$'):
+        train.load_config('any.py')
