@@ -1,0 +1,23 @@
+# Stage 3 of DS2D2 for Faster R-CNN with the strong teacher: R-18 from
+# X-101 64x4d on DIOR. ./ds2d2_faster-rcnn_r18_r101_dior.py (student, the
+# release's DIOR weights) with the teacher of
+# ./faster-rcnn_x101-64x4d_fpn_2x_dior.py and its stage-2 amplifier.
+#   python tools/train.py configs/ds2d2_faster-rcnn_r18_x101-64x4d_dior.py
+_base_ = './ds2d2_faster-rcnn_r18_r101_dior.py'
+
+import mmengine  # noqa: E402  (filtered out of the config)
+
+model = dict(
+    teacher=dict(
+        mmengine.Config.fromfile(
+            '{{fileDirname}}/faster-rcnn_x101-64x4d_fpn_2x_dior.py').model,
+        _delete_=True),
+    teacher_ckpt='work_dirs/faster-rcnn_x101-64x4d_fpn_2x_dior/epoch_24.pth',
+    amplifier=dict(
+        mmengine.Config.fromfile(
+            '{{fileDirname}}/'
+            'ds2d2_amplifier_faster-rcnn_x101-64x4d_fpn_2x_dior.py').model,
+        _delete_=True,
+        **_base_.ds2d2_amplifier),
+    amplifier_ckpt='work_dirs/'
+    'ds2d2_amplifier_faster-rcnn_x101-64x4d_fpn_2x_dior/epoch_24.pth')

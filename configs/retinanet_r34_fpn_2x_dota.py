@@ -1,0 +1,8 @@
+# The student on DOTA (horizontal boxes), RetinaNet ResNet-34 FPN, trained
+# alone: the baseline the DS2D2 student is compared with.
+_base_ = './_base_/retinanet_fpn_2x_dota.py'
+model = dict(
+    backbone=dict(
+        depth=34,
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet34')),
+    neck=dict(in_channels=[64, 128, 256, 512]))
