@@ -1,6 +1,7 @@
 """Shared helpers: tiny detectors built from the upstream configs."""
 import importlib.util
 import os.path as osp
+import re
 import sys
 import tempfile
 
@@ -17,10 +18,42 @@ from synthetic import tiny  # noqa: E402
 
 #: MMRotate is an extra (``pip install -e .[rotated]``): the mmdet 3.3 stack
 #: (``make install STACK=mmdet3.3``) has none, and skips what needs it.
+#: A module that needs it throughout starts with
+#: ``pytest.importorskip('mmrotate', reason=MMROTATE_MISSING)``.
 HAS_MMROTATE = importlib.util.find_spec('mmrotate') is not None
-requires_mmrotate = pytest.mark.skipif(
-    not HAS_MMROTATE, reason='needs MMRotate, which this stack has not: '
-    '`make install` (the default stack) or `pip install -e .[rotated]`')
+MMROTATE_MISSING = ('needs MMRotate, which this stack has not: `make '
+                    'install` (the default stack) or `pip install -e '
+                    '.[rotated]`')
+requires_mmrotate = pytest.mark.skipif(not HAS_MMROTATE,
+                                       reason=MMROTATE_MISSING)
+# a config file another reads: './x.py', '../x.py', '{{fileDirname}}/x.py'
+_READS = re.compile(r"""['"]((?:\{\{fileDirname\}\}/|\.{1,2}/)[^'"]+\.py)['"]""")
+
+
+def config_needs_mmrotate(path: str) -> bool:
+    """Whether a config, or a config it reads (``_base_``,
+    ``Config.fromfile``), names MMRotate (its scope or its configs)."""
+    seen, todo = set(), [osp.normpath(path)]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        with open(path, encoding='utf-8') as f:
+            text = re.sub(r"'\s+'", '', f.read())  # 'a' 'b' -> 'ab'
+        if 'mmrotate' in text:
+            return True
+        todo += [osp.normpath(osp.join(osp.dirname(path), ref.replace(
+            '{{fileDirname}}/', ''))) for ref in _READS.findall(text)]
+    return False
+
+
+def config_params(paths, root: str = REPO) -> list:
+    """``pytest.param`` of each config path, with its path relative to
+    ``root`` as id, marked :data:`requires_mmrotate` if it needs MMRotate."""
+    return [pytest.param(p, id=osp.relpath(p, root), marks=(
+        [requires_mmrotate] if config_needs_mmrotate(p) else []))
+        for p in paths]
 
 
 def upstream_config(base: str) -> Config:

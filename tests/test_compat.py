@@ -28,13 +28,19 @@ PACKAGE = osp.dirname(compat.__file__)
 # --------------------------------------------------------------------------
 # text repairs
 # --------------------------------------------------------------------------
+def installed_repairs():
+    """The repairs of this stack's packages (the mmdet 3.3 stack has no
+    MMRotate)."""
+    return [r for r in compat.REPAIRS if compat.dist_version(r.package)]
+
+
 def test_every_repair_is_applied_in_this_environment():
-    states = {r.name: r.state() for r in compat.REPAIRS}
-    assert states == {name: 'applied' for name in states}
+    states = {r.name: r.state() for r in installed_repairs()}
+    assert states and states == {name: 'applied' for name in states}
 
 
 def test_repairs_are_idempotent():
-    assert compat.apply_repairs(verbose=False) == []
+    assert compat.apply_repairs(installed_repairs(), verbose=False) == []
 
 
 @pytest.mark.parametrize('repair', compat.REPAIRS + compat.SOURCE_REPAIRS,

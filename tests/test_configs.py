@@ -13,6 +13,8 @@ from mmengine.config import Config
 
 import ds2d2_mmrazor  # noqa: F401
 
+from .conftest import config_params, requires_mmrotate
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
@@ -22,8 +24,7 @@ AMPLIFIER = osp.join(REPO, 'configs',
                      'ds2d2_amplifier_retinanet_r101_fpn_2x_dior.py')
 
 
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=[osp.relpath(p, REPO) for p in CONFIGS])
+@pytest.mark.parametrize('path', config_params(CONFIGS))
 def test_config_parses_and_round_trips(path, tmp_path):
     cfg = Config.fromfile(path)
     cfg.dump(str(tmp_path / 'dumped.py'))
@@ -106,11 +107,13 @@ def test_amplifier_config_without_teacher_checkpoint_names_stage_1():
         MODELS.build(cfg.model)
 
 
-STAGE_3 = sorted(glob.glob(osp.join(REPO, 'configs', 'ds2d2_*r18_r101*.py')))
+# every stage-3 config: ds2d2_<detector>_<student>_<teacher>_<dataset>.py
+STAGE_3 = sorted(
+    p for p in glob.glob(osp.join(REPO, 'configs', 'ds2d2_*.py'))
+    if not osp.basename(p).startswith('ds2d2_amplifier_'))
 
 
-@pytest.mark.parametrize('path', STAGE_3,
-                         ids=[osp.basename(p) for p in STAGE_3])
+@pytest.mark.parametrize('path', config_params(STAGE_3))
 def test_missing_default_checkpoints_name_the_config_to_train(path):
     # run from an empty folder: the default work_dirs/... paths are missing
     cfg = Config.fromfile(path)
@@ -132,8 +135,7 @@ def test_missing_default_checkpoints_name_the_config_to_train(path):
 PEERS = sorted(glob.glob(osp.join(REPO, 'configs', 'peers', '*.py')))
 
 
-@pytest.mark.parametrize('path', STAGE_3,
-                         ids=[osp.basename(p) for p in STAGE_3])
+@pytest.mark.parametrize('path', config_params(STAGE_3))
 def test_disw_reads_the_batch_through_a_recorder(path):
     """DISW's ground-truth boxes and input shape come from the student's
     forward inputs (MMRazor's MethodInputs recorder), not from a side
@@ -233,6 +235,7 @@ ROTATED_RECIPES = {
 }
 
 
+@requires_mmrotate
 @pytest.mark.parametrize('dataset', sorted(ROTATED_RECIPES))
 def test_ds2d2_rotated_retinanet_states_the_recipe(dataset):
     weights, num_classes = ROTATED_RECIPES[dataset]
@@ -324,8 +327,7 @@ def test_ds2d2_rotated_retinanet_states_the_recipe(dataset):
     assert converted == [dict(gt_bboxes='rbox')]
 
 
-@pytest.mark.parametrize('path', ROTATED, ids=[osp.basename(p)
-                                               for p in ROTATED])
+@pytest.mark.parametrize('path', config_params(ROTATED))
 def test_rotated_config_builds_in_its_scope_and_computes_losses(path,
                                                                 tmp_path):
     """Each rotated config, made tiny, builds as the Runner builds it (in
@@ -360,13 +362,11 @@ TOP_LEVEL = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')) +
                    glob.glob(osp.join(REPO, 'configs', 'peers', '*.py')))
 
 
-@pytest.mark.parametrize('path', TOP_LEVEL,
-                         ids=[osp.relpath(p, REPO) for p in TOP_LEVEL])
+@pytest.mark.parametrize('path', config_params(TOP_LEVEL))
 def test_every_stage_stops_on_nan_and_drops_zero_size_boxes(path):
     import numpy as np
     from mmdet.structures.bbox import HorizontalBoxes
     from mmengine.registry import TRANSFORMS, DefaultScope
-    from mmrotate.structures.bbox import RotatedBoxes
 
     cfg = Config.fromfile(path)
     assert dict(type='mmdet.StopOnInvalidLossHook') in cfg.custom_hooks
@@ -382,7 +382,10 @@ def test_every_stage_stops_on_nan_and_drops_zero_size_boxes(path):
         rotated = 'rbox' in str(split.pipeline)
         boxes = [[10, 10, 0, 5, 0.3], [20, 20, 6, 4, 0.1]] if rotated \
             else [[5, 5, 5, 30], [10, 10, 16, 14]]
-        box_type = RotatedBoxes if rotated else HorizontalBoxes
+        if rotated:
+            from mmrotate.structures.bbox import RotatedBoxes as box_type
+        else:
+            box_type = HorizontalBoxes
         out = step(dict(gt_bboxes=box_type(np.array(boxes, np.float32)),
                         gt_bboxes_labels=np.array([0, 1]),
                         gt_ignore_flags=np.array([False, False])))

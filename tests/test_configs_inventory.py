@@ -155,9 +155,13 @@ def test_backbone_builds_and_feeds_its_fpn(name, block, counts, width,
     block type and counts, the first 3x3 convolution's width and groups
     (64x4d: 64 groups of 4 channels), five 256-channel levels."""
     from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.registry import DefaultScope
+    register_all_modules(init_default_scope=False)
     model = load(name).model
-    backbone = MODELS.build(dict(model.backbone, init_cfg=None))
-    neck = MODELS.build(model.neck)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        backbone = MODELS.build(dict(model.backbone, init_cfg=None))
+        neck = MODELS.build(model.neck)
     backbone.eval()
     neck.eval()
     layers = [getattr(backbone, f'layer{i}') for i in range(1, 5)]

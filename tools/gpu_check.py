@@ -589,9 +589,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
+def unavailable(reason: str) -> Callable[[], dict]:
+    def skip() -> dict:
+        raise Skip(reason)
+    return skip
+
+
 def plan(args: argparse.Namespace) -> List[tuple]:
-    """``(name, function)`` of every check to run, in order."""
+    """``(name, function)`` of every check to run, in order; a detector
+    whose package is not installed (MMRotate's) is skipped, saying so."""
+    from bench.step import available_detectors
     out, device = args.out, args.device
+    _, missing = available_detectors(FAMILIES)
     checks = [('env', check_env),
               ('disw', lambda: check_disw(device))]
     for detector in args.detectors:
@@ -604,6 +613,9 @@ def plan(args: argparse.Namespace) -> List[tuple]:
             checks.append((f'stages/{detector}/{precision}',
                            lambda d=detector, p=precision:
                            check_stages(d, p, device, out)))
+    checks = [(name, unavailable(missing[name.split('/')[1]])
+               if '/' in name and name.split('/')[1] in missing else fn)
+              for name, fn in checks]
     checks.append(('benchmark', lambda: check_benchmark(device, args.sizes)))
     return [(n, fn) for n, fn in checks if n.split('/')[0] not in args.skip]
 

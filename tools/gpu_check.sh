@@ -62,7 +62,7 @@ mkdir -p "$OUT_DIR"
 # test_gpu_check.py checks that these and CARRIED cover what the installed
 # stack requires.
 ON_DEVICE=(torch numpy scipy matplotlib opencv-python pillow pyyaml rich six
-           joblib sympy packaging)
+           joblib sympy packaging tqdm)
 # What it lacks, carried as wheels at the versions `make install` put in
 # the virtualenv. setuptools < 81 keeps pkg_resources, which mmcv's
 # setup.py imports.

@@ -7,9 +7,11 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from ds2d2_mmrazor.datasets import DIOR_CLASSES, DIORRDataset
+from ..conftest import MMROTATE_MISSING, make_dior
 
-from ..conftest import make_dior
+pytest.importorskip('mmrotate', reason=MMROTATE_MISSING)
+
+from ds2d2_mmrazor.datasets import DIOR_CLASSES, DIORRDataset  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ANN_DIR = osp.join('Annotations', 'Oriented Bounding Boxes')

@@ -16,8 +16,10 @@ from ds2d2_mmrazor.datasets import OBB_ANN_SUBDIR
 from synthetic.data import make_synthetic_dior
 from synthetic.tiny import tiny_config
 
-from ..conftest import make_dota_split
+from ..conftest import make_dota_split, requires_mmrotate
 from .test_three_stages import WatchFrozen, state_dict
+
+pytestmark = requires_mmrotate
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs')

@@ -6,9 +6,14 @@ import math
 import pytest
 import torch
 from mmdet.structures.bbox import HorizontalBoxes
-from mmrotate.structures.bbox import RotatedBoxes
 
 from ds2d2_mmrazor.ops import disw_reference, disw_weights
+
+from ..conftest import MMROTATE_MISSING
+
+pytest.importorskip('mmrotate', reason=MMROTATE_MISSING)
+
+from mmrotate.structures.bbox import RotatedBoxes  # noqa: E402
 
 
 @pytest.fixture(params=[disw_weights, disw_reference],

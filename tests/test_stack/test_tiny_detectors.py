@@ -4,7 +4,8 @@ import pytest
 import torch
 from mmengine.optim import build_optim_wrapper
 
-from ..conftest import shrink_dense_detector, upstream_config
+from ..conftest import (requires_mmrotate, shrink_dense_detector,
+                        upstream_config)
 
 CASES = {
     'mmdet-retinanet': (
@@ -30,7 +31,9 @@ def build(scope):
     return MODELS, demo_mm_inputs, kwargs
 
 
-@pytest.mark.parametrize('case', sorted(CASES))
+@pytest.mark.parametrize('case', [
+    pytest.param(c, marks=[requires_mmrotate] if c.startswith('mmrotate')
+                 else []) for c in sorted(CASES)])
 def test_train_one_step_and_predict(case):
     scope, base, box_dim = CASES[case]
     MODELS, demo_mm_inputs, kwargs = build(scope)

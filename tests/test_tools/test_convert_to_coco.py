@@ -14,9 +14,8 @@ from mmengine.registry import DefaultScope
 from ds2d2_mmrazor.datasets import (DIOR_CLASSES, DOTA_CLASSES, DIORDataset,
                                     dior_to_coco, dota_to_coco)
 
-from ..conftest import make_dior, make_dota_split
+from ..conftest import make_dior, make_dota_split, requires_mmrotate
 from ..test_datasets.test_dior import ANN_DIR, logged, write_voc  # noqa: F401
-from ..test_datasets.test_dior_r import make_dior_r
 from ..test_datasets.test_dota import PATCHES, SIZE
 
 import convert_to_coco  # tools/convert_to_coco.py, on the path (conftest)
@@ -62,7 +61,10 @@ def test_dior_splits_are_merged_in_order(dior):
         ['00001.jpg', '00003.jpg', '00002.jpg', '00004.jpg']
 
 
+@requires_mmrotate
 def test_dior_obb_json_has_polygon_and_enclosing_bbox(tmp_path):
+    from ..test_datasets.test_dior_r import make_dior_r
+
     root = make_dior_r(str(tmp_path / 'DIOR'))
     coco = dior_to_coco(root, ['train'], oriented=True)
     assert [i['file_name'] for i in coco['images']] == \
@@ -230,7 +232,10 @@ def test_dota_conversion_checks_the_patches_as_the_loader(tmp_path):
         dota_to_coco(split, (SIZE, SIZE))
 
 
+@requires_mmrotate
 def test_cli_converts_dota_and_dior_obb(tmp_path):
+    from ..test_datasets.test_dior_r import make_dior_r
+
     root = make_dota_split(str(tmp_path / 'split_ss_dota'), PATCHES, 'val')
     out = str(tmp_path / 'val.json')
     convert_to_coco.main(['dota', root, '--split', 'val', '--out', out,

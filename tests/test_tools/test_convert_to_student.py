@@ -137,8 +137,11 @@ def test_det_inferencer_predicts_with_class_names(converted, stage3):
                                device='cpu', show_progress=False)
     assert inferencer.model.dataset_meta['classes'] == DIOR_CLASSES
     image = np.random.RandomState(0).randint(0, 255, (64, 64, 3), np.uint8)
-    result = inferencer(image, no_save_vis=True,
-                        return_datasample=True)['predictions'][0]
+    # mmdet 3.1 spells it return_datasample, 3.3 return_datasamples
+    spelling = {'return_datasample', 'return_datasamples'} & \
+        inferencer.postprocess_kwargs
+    result = inferencer(image, no_save_vis=True, **dict.fromkeys(
+        spelling, True))['predictions'][0]
     boxes = result.pred_instances.bboxes
     # the tiny config keeps every detection (score_thr 0) up to max_per_img
     test_cfg = Config.fromfile(config).model.test_cfg

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from ds2d2_mmrazor.datasets.dior import DIOR_CLASSES, DIORDataset
-from synthetic.data import (SYNTHETIC_CLASSES,
-                                              make_synthetic_dior)
+from synthetic.data import SYNTHETIC_CLASSES, make_synthetic_dior
+
+from ..conftest import requires_mmrotate
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HBB = osp.join('Annotations', 'Horizontal Bounding Boxes')
@@ -264,6 +265,7 @@ def test_diordataset_reads_what_was_written(default):
                         (name, [v - 1 for v in box]) for name, box in hboxes]
 
 
+@requires_mmrotate
 def test_mmrotate_diordataset_reads_the_oriented_boxes(default):
     from mmrotate.datasets import DIORDataset as RotatedDIORDataset
     root = default[0]

@@ -13,7 +13,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 import ds2d2_mmrazor  # noqa: F401  (registers the modules)
 from ds2d2_mmrazor.ops import high_frequency
 
-from ...conftest import shrink_dense_detector, upstream_config
+from ...conftest import (requires_mmrotate, shrink_dense_detector,
+                         upstream_config)
 
 RETINANET = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 IMAGENET = dict(type='Pretrained', checkpoint='torchvision://resnet18')
@@ -216,6 +217,7 @@ def test_pickles_as_its_own_class(detector_cfg, plain):
         assert torch.equal(a, b), key
 
 
+@requires_mmrotate
 def test_rotated_retinanet_amplifier_trains_its_head_on_hf_features():
     from mmrotate.registry import MODELS as ROT_MODELS
     from mmrotate.testing import demo_mm_inputs as rotated_inputs

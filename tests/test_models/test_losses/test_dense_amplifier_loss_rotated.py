@@ -5,15 +5,19 @@ extreme boxes an untrained head decodes, gradients to the student only."""
 import numpy as np
 import pytest
 import torch
-from mmrotate.registry import MODELS as ROT_MODELS
-from mmrotate.testing import demo_mm_inputs
-from mmrotate.utils import register_all_modules
-
-from ds2d2_mmrazor.models.losses import Amplifier
 from mmrazor.registry import MODELS
 
-from ...conftest import shrink_dense_detector, upstream_config
+from ds2d2_mmrazor.models.losses import Amplifier
+
+from ...conftest import (MMROTATE_MISSING, shrink_dense_detector,
+                         upstream_config)
 from .test_dense_amplifier_loss import targets
+
+pytest.importorskip('mmrotate', reason=MMROTATE_MISSING)
+
+from mmrotate.registry import MODELS as ROT_MODELS  # noqa: E402
+from mmrotate.testing import demo_mm_inputs  # noqa: E402
+from mmrotate.utils import register_all_modules  # noqa: E402
 
 ROTATED_RETINANET = ('mmrotate::rotated_retinanet/'
                      'rotated-retinanet-rbox-le90_r50_fpn_1x_dota.py')

@@ -16,6 +16,8 @@ from ds2d2_mmrazor.models.losses import DISWSpectralLoss
 from ds2d2_mmrazor.ops import disw_reference
 from mmrazor.registry import MODELS
 
+from ...conftest import requires_mmrotate
+
 # Padded batch input (H, W), non-square with different scales per axis.
 INPUT_HW = (24, 40)
 # Image 0: three boxes (x1, y1, x2, y2), one clipped by the grid border and
@@ -272,6 +274,7 @@ def test_bad_weight_rejected_at_construction(name, value):
             dict(type='DISWSpectralLoss', _scope_='mmrazor', **{name: value}))
 
 
+@requires_mmrotate
 def test_rotated_ground_truth_uses_the_cell_centre_rule():
     from mmrotate.structures.bbox import RotatedBoxes
 

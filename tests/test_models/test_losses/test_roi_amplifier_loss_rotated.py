@@ -7,13 +7,17 @@ import torch
 from mmdet.structures.bbox import bbox2roi
 from mmrazor.models.task_modules import MethodInputsRecorder
 from mmrazor.registry import MODELS
-from mmrotate.registry import MODELS as ROT_MODELS
-from mmrotate.testing import demo_mm_inputs
-from mmrotate.utils import register_all_modules
 
 from ds2d2_mmrazor.models.losses import Amplifier
 
-from ...conftest import shrink_dense_detector, upstream_config
+from ...conftest import (MMROTATE_MISSING, shrink_dense_detector,
+                         upstream_config)
+
+pytest.importorskip('mmrotate', reason=MMROTATE_MISSING)
+
+from mmrotate.registry import MODELS as ROT_MODELS  # noqa: E402
+from mmrotate.testing import demo_mm_inputs  # noqa: E402
+from mmrotate.utils import register_all_modules  # noqa: E402
 
 ORIENTED_RCNN = 'mmrotate::oriented_rcnn/oriented-rcnn-le90_r50_fpn_1x_dota.py'
 BBOX_LOSS = 'mmdet.models.roi_heads.StandardRoIHead.bbox_loss'
