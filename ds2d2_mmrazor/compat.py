@@ -28,6 +28,7 @@ import importlib.metadata
 import importlib.util
 import os
 import pickle
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
@@ -182,17 +183,44 @@ REPAIRS: Tuple[Repair, ...] = (
         'moves to it'),
 )
 
-#: Repairs of unpacked sdists before they are built (``make install``).
-SOURCE_REPAIRS: Tuple[Repair, ...] = (
-    Repair(
-        'mmcv', '2.0.1', 'setup.py', 'c++14', 'c++17',
+def cxx_standard(torch_version: Optional[str]) -> str:
+    """The C++ standard a torch release's headers need to compile against:
+    C++20 from torch 2.14 ("C++20 or later compatible compiler is required
+    to use ATen"), C++17 from 2.1 (and for an unknown version)."""
+    parts = [int(p) for p in re.findall(r'\d+', torch_version or '')[:2]]
+    return 'c++20' if len(parts) == 2 and tuple(parts) >= (2, 14) else \
+        'c++17'
+
+
+def mmcv_source_repairs(torch_version: Optional[str]) -> Tuple[Repair, ...]:
+    """The repairs of mmcv's sdists for building against ``torch_version``
+    (:data:`SOURCE_REPAIRS` holds those of the installed torch)."""
+    standard = cxx_standard(torch_version)
+    repairs = [Repair(
+        'mmcv', '2.0.1', 'setup.py', 'c++14', standard,
         'mmcv 2.0.1 compiles its ops with -std=c++14, but torch >= 2.1 '
         'headers need C++17 ("C++17 or later compatible compiler is '
-        'required to use ATen"); mmcv 2.1.0 compiles with C++17',
+        'required to use ATen"), torch >= 2.14 C++20; mmcv 2.1.0 compiles '
+        'with C++17',
         'this project moves to mmcv >= 2.1 (mmdet 3.1.0 asserts mmcv < 2.1 '
         'and mmrotate 1.0.0rc1 mmdet <= 3.1.0)',
-        count=8),
-)
+        count=8)]
+    if standard != 'c++17':
+        repairs.append(Repair(
+            'mmcv', '2.1.0', 'setup.py', 'c++17', standard,
+            'mmcv 2.1.0 compiles its ops with -std=c++17, but torch >= 2.14 '
+            'headers need C++20 ("C++20 or later compatible compiler is '
+            'required to use ATen")',
+            'an mmcv release this project uses compiles with the standard '
+            'of the torch it is built against',
+            count=5))
+    return tuple(repairs)
+
+
+#: Repairs of unpacked sdists before they are built (``make install``), for
+#: the installed torch.
+SOURCE_REPAIRS: Tuple[Repair, ...] = mmcv_source_repairs(
+    dist_version('torch'))
 
 
 def apply_repairs(repairs: Optional[Sequence[Repair]] = None,

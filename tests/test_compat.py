@@ -140,13 +140,44 @@ def test_source_repair_of_mmcv_raises_every_cxx_standard(tmp_path):
                 "# c++14 features, the argument ['std=c++14'] must be added\n"
                 "extra_compile_args['nvcc'] += ['-std=c++14']\n")
     (tmp_path / 'setup.py').write_text(released)
-    changed = compat.apply_repairs(compat.SOURCE_REPAIRS, root=str(tmp_path),
+    repairs = [r for r in compat.mmcv_source_repairs('2.13.0+cpu')
+               if r.version == '2.0.1']
+    changed = compat.apply_repairs(repairs, root=str(tmp_path),
                                    verbose=False)
     assert changed == ['mmcv/setup.py']
     assert (tmp_path / 'setup.py').read_text() == \
         released.replace('c++14', 'c++17')
-    assert compat.apply_repairs(compat.SOURCE_REPAIRS, root=str(tmp_path),
+    assert compat.apply_repairs(repairs, root=str(tmp_path),
                                 verbose=False) == []
+
+
+@pytest.mark.parametrize('torch_version, standard', [
+    ('2.1.0', 'c++17'), ('2.13.0+cpu', 'c++17'), ('2.14.1+cu130', 'c++20'),
+    ('2.15.0', 'c++20'), ('3.0.0', 'c++20'), (None, 'c++17')])
+def test_cxx_standard_follows_the_torch_headers(torch_version, standard):
+    assert compat.cxx_standard(torch_version) == standard
+    repairs = compat.mmcv_source_repairs(torch_version)
+    assert {r.version: r.new for r in repairs} == (
+        {'2.0.1': 'c++17'} if standard == 'c++17' else
+        {'2.0.1': 'c++20', '2.1.0': 'c++20'})
+
+
+def test_source_repair_of_mmcv_2_1_for_torch_2_14(tmp_path):
+    """As the released mmcv 2.1.0 setup.py (its 5 `c++17`: Linux, Windows
+    and MLU flags, one comment), built against torch >= 2.14."""
+    released = ("    extra_compile_args['cxx'] = ['-std=c++14']\n"
+                "    extra_compile_args['cxx'] = ['-std=c++17']\n"
+                "    extra_compile_args['cxx'] = ['/std:c++17']\n"
+                "extra_compile_args['cxx'] = ['-Wall', '-std=c++17']\n"
+                "# will depend on c++17 or higher. In fact, for the windows\n"
+                "    extra_compile_args['nvcc'] += ['-std=c++17']\n")
+    (tmp_path / 'setup.py').write_text(released)
+    repairs = [r for r in compat.mmcv_source_repairs('2.14.1')
+               if r.version == '2.1.0']
+    assert compat.apply_repairs(repairs, root=str(tmp_path),
+                                verbose=False) == ['mmcv/setup.py']
+    assert (tmp_path / 'setup.py').read_text() == \
+        released.replace('c++17', 'c++20')
 
 
 # --------------------------------------------------------------------------
