@@ -1,12 +1,12 @@
 # Stage 3 of DS2D2 with a two-stage oriented detector on DIOR-R: Oriented
 # R-CNN R-18 from Oriented R-CNN R-101 (MMRotate, le90). The recipe of
-# ./ds2d2_oriented-rcnn-le90_r18_r101_dota.py (Faster R-CNN's distiller,
-# ./_base_/ds2d2_roi-head.py, on rotated RoIs and boxes) on DIOR-R's
-# student, teacher and amplifier.
+# ./ds2d2_oriented-rcnn-le90_r18_r101_dota.py (Faster R-CNN's distiller
+# with a decoded-box KLD reg term, ./_base_/ds2d2_rotated-roi-head.py, on
+# rotated RoIs and boxes) on DIOR-R's student, teacher and amplifier.
 #   python tools/train.py configs/ds2d2_oriented-rcnn-le90_r18_r101_dior-r.py
 _base_ = [
     './oriented-rcnn-le90_r18_fpn_2x_dior-r.py',  # student, data, schedule
-    './_base_/ds2d2_roi-head.py',
+    './_base_/ds2d2_rotated-roi-head.py',
 ]
 
 import mmengine  # noqa: E402  (filtered out of the config)
@@ -33,7 +33,9 @@ model = dict(
         # The release has no Oriented R-CNN recipe: these are its Faster
         # R-CNN DIOR weights (method doc, section 4; DIOR-R has DIOR's
         # images, as ./ds2d2_rotated-retina-le90_r18_r101_dior-r.py takes
-        # RetinaNet's DIOR weights), carried over untuned.
+        # RetinaNet's DIOR weights), carried over untuned. The reg term
+        # inside each amplifier weight is the decoded-box KLD here, not the
+        # release's delta L1, so its relative weight is untuned too.
         distill_losses=dict(
             loss_spectral=dict(
                 losses.loss_spectral, low_weight=0.5, high_weight=0.5),

@@ -3,7 +3,8 @@
 # The head-type skeletons add the two amplifier losses, their recorders and
 # mappings:
 #   ./ds2d2_dense-head.py   RetinaNet (./ds2d2_rotated-dense-head.py: rotated)
-#   ./ds2d2_roi-head.py     Faster R-CNN
+#   ./ds2d2_roi-head.py     Faster R-CNN (./ds2d2_rotated-roi-head.py:
+#                           Oriented R-CNN)
 #
 # Why variables, not `model`: a stage-3 config inherits its student's config
 # (data, schedule and, as `model`, the student) and one skeleton, and

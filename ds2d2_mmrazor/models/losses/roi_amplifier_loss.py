@@ -1,5 +1,5 @@
 """The implicit stream of DS2D2 for two-stage (RoI) heads."""
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +10,8 @@ from torch import Tensor, nn
 from .amplifier_loss import Amplifier, AmplifierLoss
 
 Loss = Callable[..., Tensor]
+#: The box types a RoI head may predict (its ``predict_box_type``).
+BOX_TYPES = ('hbox', 'rbox')
 
 
 def top_class_deltas(student_deltas: Tensor, teacher_deltas: Tensor,
@@ -59,24 +61,37 @@ def top_class_deltas(student_deltas: Tensor, teacher_deltas: Tensor,
     return pred, target, weight
 
 
-def roi_amplifier_loss(student_logits: Tensor, student_deltas: Tensor,
-                       teacher_logits: Tensor, teacher_deltas: Tensor,
-                       box_dim: int, cls_loss: Loss,
-                       reg_loss: Loss) -> Tensor:
+def roi_amplifier_loss(
+        student_logits: Tensor, student_deltas: Tensor,
+        teacher_logits: Tensor, teacher_deltas: Tensor, box_dim: int,
+        cls_loss: Loss, reg_loss: Loss,
+        decode: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
     """Compare a RoI bbox head's predictions on student and teacher
     features, for the same RoIs.
 
-    With ``z`` the [R, C+1] class logits (background last) and ``d`` the
-    encoded deltas:
+    With ``z`` the [R, C+1] class logits (background last), ``d`` the
+    encoded deltas of the teacher's most probable foreground class ``c*_r``
+    and ``w_r`` its probability (:func:`top_class_deltas`):
 
     - cls: ``cls_loss(z_s, z_t)`` (the configs: MMRazor's
       ``KLDivergence`` with temperature T and ``reduction='batchmean'``,
       i.e. ``T² (1/R) Σ_r KL(softmax(z_t/T) || softmax(z_s/T))``);
-    - reg: the deltas of the teacher's most probable foreground class
-      (:func:`top_class_deltas`), ``reg_loss(d_s, d_t, weight=w,
-      reduction_override='sum') / (D Σ_r w_r)`` (0 when every ``w_r`` is
-      0); with MMDetection's ``L1Loss``: ``Σ_r w_r |d_s − d_t|_1 / (D Σ_r
-      w_r)``.
+    - reg, without ``decode`` (horizontal boxes, the release's recipe): the
+      encoded deltas, ``reg_loss(d_s, d_t, weight=w,
+      reduction_override='sum') / (D Σ_r w_r)``; with MMDetection's
+      ``L1Loss``: ``Σ_r w_r |d_s − d_t|_1 / (D Σ_r w_r)``;
+    - reg, with ``decode`` (rotated boxes): the decoded boxes
+      ``b = decode(d)``, ``reg_loss(b_s, b_t, weight=w, avg_factor=Σ_r w_r)``
+      in float64, i.e. with a box distance ``dist`` (the configs: MMRotate's
+      ``GDLoss``, KLD) ``Σ_r w_r dist(b_s, b_t) / Σ_r w_r``: the same
+      ``w``-weighted mean over RoIs as the L1's, of one distance per box
+      instead of D per-coordinate ones. Float64 because Gaussian distances
+      invert 2x2 covariances whose determinants cancel catastrophically in
+      float32 for the elongated boxes an untrained head decodes (as in
+      :func:`dense_amplifier_loss`).
+
+    Either reg term is 0 when every ``w_r`` is 0. Teacher-side values get no
+    gradient.
 
     Args:
         student_logits (Tensor): [R, C+1] logits on student features.
@@ -86,15 +101,32 @@ def roi_amplifier_loss(student_logits: Tensor, student_deltas: Tensor,
         teacher_deltas (Tensor): Deltas on teacher features.
         box_dim (int): D, the size of one encoded box.
         cls_loss (callable): ``cls_loss(student_logits, teacher_logits)``.
-        reg_loss (callable): ``reg_loss(pred, target, weight=,
-            reduction_override='sum')`` on [R, D] deltas.
+        reg_loss (callable): Without ``decode``: ``reg_loss(pred, target,
+            weight=, reduction_override='sum')`` on [R, D] deltas; with it:
+            ``reg_loss(pred, target, weight=, avg_factor=)`` on [R, B]
+            float64 boxes with [R] weights: a box distance, one value per
+            box (as MMRotate's ``GDLoss``, MMDetection's ``GIoULoss``).
+        decode (callable, optional): ``decode(deltas) -> boxes``: [R, D]
+            deltas of the R RoIs (in their order) to [R, B] boxes, as a
+            plain tensor. Defaults to None: compare the deltas.
 
     Returns:
-        Tensor: Scalar ``cls + reg``.
+        Tensor: Scalar ``cls + reg``, in the dtype of the cls term.
     """
     loss_cls = cls_loss(student_logits, teacher_logits)
     pred, target, weight = top_class_deltas(student_deltas, teacher_deltas,
                                             teacher_logits, box_dim)
+    if decode is not None:
+        with torch.no_grad():
+            t_boxes = decode(target).double()
+        s_boxes = decode(pred).double()
+        weight = weight.double()
+        total = weight.sum()
+        # all weights 0 -> the weighted sum is exactly 0: divide by 1
+        loss_reg = reg_loss(
+            s_boxes, t_boxes, weight=weight,
+            avg_factor=torch.where(total > 0, total, torch.ones_like(total)))
+        return loss_cls + loss_reg.to(loss_cls.dtype)
     total = reg_loss(pred, target, weight=weight[:, None].expand_as(pred),
                      reduction_override='sum')
     denominator = box_dim * weight.sum()
@@ -111,7 +143,22 @@ class RoIAmplifierLoss(AmplifierLoss):
     ``roi_head``, or that of the trained high-frequency amplifier) runs on
     the student's FPN features and on the teacher's, for the same RoIs;
     :func:`roi_amplifier_loss` compares its predictions (DS2D2, arXiv
-    2512.04413, Sec. 3). Logits and deltas are compared in float32.
+    2512.04413, Sec. 3). Logits and deltas are compared in float32,
+    decoded rotated boxes in float64.
+
+    The box term follows the box type the bbox head predicts (its
+    ``predict_box_type``, the attribute by which MMDetection/MMRotate type
+    the head's results):
+
+    - ``'hbox'`` (Faster R-CNN): the release's recipe, ``reg_loss`` (L1)
+      between the encoded deltas of class ``c*``, ``/ (4 Σ_r w_r)``;
+    - ``'rbox'`` (Oriented R-CNN): both delta sets decoded against the
+      sampled RoIs with the head's own ``bbox_coder`` (no clipping to the
+      image), ``reg_loss`` a rotated box distance between the student's and
+      the teacher's boxes (the configs: MMRotate's ``GDLoss``, KLD), in
+      float64, weighted by ``w_r``, ``/ Σ_r w_r``: an angle difference of a
+      full period decodes to the same box and costs nothing, which an L1 on
+      the angle delta would charge.
 
     The RoIs are the ones the STUDENT's RoI head sampled for its own task
     loss in the same iteration (recorded, not re-sampled): one sample shared
@@ -137,9 +184,14 @@ class RoIAmplifierLoss(AmplifierLoss):
             ``cls_loss(student_logits, teacher_logits)``. Defaults to
             MMRazor's ``KLDivergence`` with T = 3, mean over RoIs, weight
             0.5.
-        reg_loss (dict): Config of the delta distance, called as
-            ``reg_loss(pred, target, weight, reduction_override='sum')``
-            (MMDetection's regression losses). Defaults to ``L1Loss``.
+        reg_loss (dict): Config of the box term. For horizontal heads the
+            delta distance, called as ``reg_loss(pred, target, weight,
+            reduction_override='sum')`` (MMDetection's regression losses);
+            for rotated heads the box distance, called as ``reg_loss(
+            student_boxes, teacher_boxes, weight, avg_factor)`` (e.g.
+            MMRotate's ``GDLoss``; ``configs/_base_/
+            ds2d2_rotated-roi-head.py``). Defaults to ``L1Loss``, the
+            release's horizontal recipe.
         loss_weight (float): Weight of the whole loss. Defaults to 1.0.
     """
     head_part = 'roi_head'
@@ -174,6 +226,22 @@ class RoIAmplifierLoss(AmplifierLoss):
             raise TypeError(
                 f'{type(head).__name__} has no bbox_coder with an '
                 'encode_size: RoIAmplifierLoss compares encoded deltas')
+        box_type = self.box_type(head)
+        if box_type not in BOX_TYPES:
+            raise TypeError(
+                f'{type(head).__name__} predicts {box_type!r} boxes '
+                f'(predict_box_type); RoIAmplifierLoss compares {BOX_TYPES} '
+                'boxes (horizontal ones by their deltas, rotated ones '
+                'decoded): distil a head that predicts one of them')
+        if box_type == 'rbox' and type(self.reg_loss).__name__ in (
+                'L1Loss', 'SmoothL1Loss'):
+            raise TypeError(
+                f'{type(head).__name__} predicts rotated boxes, which '
+                'RoIAmplifierLoss decodes and compares with reg_loss: '
+                f'{type(self.reg_loss).__name__} is not rotation-aware; use '
+                "a Gaussian distance, e.g. dict(type='mmrotate.GDLoss', "
+                "loss_type='kld', fun='log1p', tau=1.0, sqrt=False) as "
+                'configs/_base_/ds2d2_rotated-roi-head.py does')
         loss_cls = getattr(head, 'loss_cls', None)
         if getattr(loss_cls, 'use_sigmoid', False) or \
                 getattr(head, 'custom_cls_channels', False) or \
@@ -183,6 +251,13 @@ class RoIAmplifierLoss(AmplifierLoss):
                 'num_classes + 1 logits (background last, loss_cls '
                 'use_sigmoid=False); found loss_cls '
                 f'{type(loss_cls).__name__}')
+
+    @staticmethod
+    def box_type(bbox_head: nn.Module) -> str:
+        """The box type a bbox head predicts: its ``predict_box_type``
+        (MMDetection's ``BBoxHead`` argument, 'hbox' by default; MMRotate's
+        rotated RoI heads set 'rbox')."""
+        return getattr(bbox_head, 'predict_box_type', 'hbox')
 
     def forward(self, student_feats: Sequence[Tensor],
                 teacher_feats: Sequence[Tensor], sampling_results: Sequence,
@@ -218,8 +293,23 @@ class RoIAmplifierLoss(AmplifierLoss):
             raise ValueError(
                 f'the bbox head predicts {t_logits.shape[1]} logits, expected '
                 f'num_classes + 1 = {num_classes + 1}')
+        head = roi_head.bbox_head
+        decode = None
+        if self.box_type(head) == 'rbox':
+            priors = rois[:, 1:]
+
+            def decode(deltas: Tensor) -> Tensor:
+                boxes = get_box_tensor(head.bbox_coder.decode(priors, deltas))
+                if boxes.shape[-1] != 5:
+                    raise ValueError(
+                        f'{type(head).__name__} predicts rotated boxes but '
+                        f'its {type(head.bbox_coder).__name__} decodes '
+                        f'{boxes.shape[-1]} values a box, expected 5 (cx, '
+                        'cy, w, h, angle): set the head\'s predict_box_type '
+                        'to the boxes its coder decodes')
+                return boxes
+
         return self.loss_weight * roi_amplifier_loss(
             s_out['cls_score'].float(), s_out['bbox_pred'].float(), t_logits,
-            t_out['bbox_pred'].float(),
-            roi_head.bbox_head.bbox_coder.encode_size, self.cls_loss,
-            self.reg_loss)
+            t_out['bbox_pred'].float(), head.bbox_coder.encode_size,
+            self.cls_loss, self.reg_loss, decode)

@@ -431,6 +431,120 @@ def test_roi_zero_when_student_equals_teacher():
 
 
 # ----------------------------------------------------------------------------
+# roi_amplifier_loss with decode (rotated heads): the boxes of the top class
+# c*, a box distance weighted by w, / sum(w), in float64. Same 3 RoIs and
+# head outputs as above; RoI r's box = its RoI + the deltas.
+
+R_ROIS = [[0., 0., 4., 4.], [2., 2., 6., 8.], [10., 10., 12., 13.]]
+
+
+def add_to_rois(calls=None):
+    """decode(deltas) = RoIs + deltas, recording (deltas, grad enabled)."""
+    def decode(deltas):
+        if calls is not None:
+            calls.append((deltas, torch.is_grad_enabled()))
+        return torch.tensor(R_ROIS, dtype=deltas.dtype) + deltas
+    return decode
+
+
+def box_l1(pred, target, weight, avg_factor):
+    """A box distance, one value per box: Σ_r w_r |b_s − b_t|_1 / avg."""
+    return (weight * (pred - target).abs().sum(-1)).sum() / avg_factor
+
+
+def hand_decoded_reg(teacher_logits=R_TEACHER_LOGITS):
+    """Σ_r w_r |(a_r + d_s) − (a_r + d_t)|_1 / Σ_r w_r on the deltas of
+    c*_r (0 when every w_r is 0)."""
+    numerator = weights = 0.0
+    for r in range(3):
+        probs = softmax(teacher_logits[r])[:2]
+        best = max(range(2), key=lambda c: probs[c])
+        cols = slice(4 * best, 4 * best + 4)
+        box_s = [a + d for a, d in zip(R_ROIS[r], R_STUDENT_DELTAS[r][cols])]
+        box_t = [a + d for a, d in zip(R_ROIS[r], R_TEACHER_DELTAS[r][cols])]
+        numerator += probs[best] * sum(abs(s - t)
+                                       for s, t in zip(box_s, box_t))
+        weights += probs[best]
+    return numerator / weights if weights else 0.0
+
+
+def test_roi_decoded_reg_runs_in_float64_on_the_top_class_boxes():
+    calls, seen = [], {}
+
+    def reg_loss(pred, target, weight, avg_factor):
+        seen.update(pred=pred, target=target, weight=weight,
+                    avg_factor=avg_factor)
+        return box_l1(pred, target, weight, avg_factor)
+
+    s_logits, s_deltas = leaf(R_STUDENT_LOGITS), leaf(R_STUDENT_DELTAS)
+    t_logits, t_deltas = leaf(R_TEACHER_LOGITS), leaf(R_TEACHER_DELTAS)
+    value = roi_amplifier_loss(s_logits, s_deltas, t_logits, t_deltas, 4,
+                               zero_loss, reg_loss, add_to_rois(calls))
+    assert value.dtype == torch.float32  # back to the cls term's dtype
+    assert value.item() == pytest.approx(hand_decoded_reg(), rel=1e-6)
+    # the teacher's boxes first, without a graph; then the student's; both
+    # from the [R, D] deltas of c*
+    assert [grad for _, grad in calls] == [False, True]
+    assert all(deltas.shape == (3, 4) for deltas, _ in calls)
+    for key in ('pred', 'target', 'weight', 'avg_factor'):
+        assert seen[key].dtype == torch.float64, key
+    assert seen['pred'].shape == seen['target'].shape == (3, 4)
+    assert seen['pred'].requires_grad and not seen['target'].requires_grad
+    probs = [softmax(row)[:2] for row in R_TEACHER_LOGITS]
+    weights = [max(p) for p in probs]
+    # (softmax in the inputs' float32, then float64)
+    torch.testing.assert_close(seen['weight'],
+                               torch.tensor(weights, dtype=torch.float64),
+                               rtol=1e-6, atol=0)
+    assert seen['avg_factor'].item() == pytest.approx(sum(weights),
+                                                      rel=1e-6)
+
+
+def test_roi_decoded_terms_equal_hand_computation_in_float64():
+    cls, _ = hand_roi_terms()
+    reg = hand_decoded_reg()
+    assert reg > 0
+    value = roi_amplifier_loss(*roi_inputs(), 4, kl(), box_l1,
+                               add_to_rois())
+    assert value.dtype == torch.float64
+    assert value.item() == pytest.approx(cls + reg, rel=1e-12)
+    # boxes = RoIs + deltas have the deltas' L1, divided by sum(w) instead
+    # of the deltas' D sum(w): one distance per box, not D
+    assert reg == pytest.approx(4 * hand_roi_terms()[1] / REG_WEIGHT,
+                                rel=1e-12)
+
+
+def test_roi_decoded_all_zero_weights_give_exactly_zero_reg():
+    teacher_logits = [[-1000.0, -1000.0, 0.0]] * 3
+    assert hand_decoded_reg(teacher_logits) == 0.0
+    inputs = roi_inputs(teacher_logits)
+    value = roi_amplifier_loss(*inputs, 4, zero_loss, box_l1, add_to_rois())
+    assert value.item() == 0.0
+    value.backward()
+    assert inputs[1].grad is not None and (inputs[1].grad == 0).all()
+
+
+def test_roi_decoded_gradients_reach_student_inputs_only():
+    s_logits, s_deltas, t_logits, t_deltas = inputs = roi_inputs()
+    roi_amplifier_loss(*inputs, 4, kl(), box_l1, add_to_rois()).backward()
+    assert s_logits.grad is not None and s_logits.grad.abs().sum() > 0
+    for r in range(3):  # only the 4 deltas of c*_r
+        probs = softmax(R_TEACHER_LOGITS[r])[:2]
+        best = max(range(2), key=lambda c: probs[c])
+        used = (s_deltas.grad[r] != 0).nonzero().flatten().tolist()
+        assert used == list(range(4 * best, 4 * best + 4))
+    assert t_logits.grad is None and t_deltas.grad is None
+
+
+def test_roi_decoded_zero_when_student_equals_teacher():
+    value = roi_amplifier_loss(
+        torch.tensor(R_TEACHER_LOGITS), torch.tensor(R_TEACHER_DELTAS),
+        torch.tensor(R_TEACHER_LOGITS), torch.tensor(R_TEACHER_DELTAS), 4,
+        kl(), box_l1, add_to_rois())
+    assert abs(value.item()) < 1e-7
+
+
+# ----------------------------------------------------------------------------
 # the modules: no head, no parameters, checked sub-losses
 
 LOSSES = [(DenseAmplifierLoss, 'bbox_head', ('KDQualityFocalLoss',
