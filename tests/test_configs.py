@@ -213,6 +213,41 @@ def test_ds2d2_faster_rcnn_states_the_release_recipe(dataset, weights):
         (15 if dataset == 'dota' else 20)
 
 
+@requires_mmrotate
+@pytest.mark.parametrize('dataset,weights,classes', [
+    ('dior-r', (0.5, 0.5, 1e-5, 1e-5), 20),
+    ('dota', (0.12, 1.2, 1.5e-3, 3e-3), 15),
+])
+def test_ds2d2_oriented_rcnn_states_its_recipe(dataset, weights, classes):
+    """Faster R-CNN's recipe of the same images (no release recipe), with
+    the decoded-box KLD as the RoI amplifiers' reg term."""
+    cfg = Config.fromfile(osp.join(
+        REPO, 'configs', f'ds2d2_oriented-rcnn-le90_r18_r101_{dataset}.py'))
+    model = cfg.model
+    assert cfg.default_scope == 'mmrotate'
+    assert (model.architecture.backbone.depth,
+            model.teacher.backbone.depth) == (18, 101)
+    assert model.architecture.rpn_head.type == 'OrientedRPNHead'
+    assert model.teacher.roi_head.bbox_head.predict_box_type == 'rbox'
+    losses = model.distiller.distill_losses
+    assert (losses.loss_spectral.low_weight, losses.loss_spectral.high_weight,
+            losses.loss_amp_full.loss_weight,
+            losses.loss_amp_high.loss_weight) == weights
+    rois = 2 * model.architecture.train_cfg.rcnn.sampler.num
+    for loss in (losses.loss_amp_full, losses.loss_amp_high):
+        assert loss.type == 'RoIAmplifierLoss'
+        assert loss.cls_loss.loss_weight == 0.5 * rois == 512
+        assert loss.reg_loss == dict(
+            type='mmrotate.GDLoss', loss_type='kld', fun='log1p', tau=1.0,
+            sqrt=False, reduction='mean', loss_weight=1.0)
+    assert cfg.optim_wrapper.optimizer.lr == 0.02
+    for detector in (model.architecture, model.teacher,
+                     model.amplifier.detector):
+        assert detector.roi_head.bbox_head.num_classes == classes
+    assert model.teacher_ckpt == \
+        f'work_dirs/oriented-rcnn-le90_r101_fpn_2x_{dataset}/epoch_24.pth'
+
+
 def test_ds2d2_retinanet_dota_uses_the_release_dota_weights():
     cfg = Config.fromfile(osp.join(REPO, 'configs',
                                    'ds2d2_retina_r18_r101_dota.py'))
