@@ -9,13 +9,13 @@ import pytest
 import torch
 from mmdet.structures.bbox import get_box_tensor
 from mmengine.hooks import Hook
-from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from synthetic.tiny import tiny_config
 
 from ..conftest import requires_mmrotate
 from .test_rotated_stages import (NUM_CLASSES, SIZE, TERMS, RecordBatches,
+                                  converts_to_a_plain_rotated_detector,
                                   keep_empty_images, make_data,
                                   without_evaluation)
 from .test_three_stages import WatchFrozen, state_dict
@@ -169,25 +169,4 @@ def test_student_logs_each_term_with_rotated_boxes_and_rois(stages):
 
 
 def test_student_checkpoint_converts_to_a_plain_oriented_rcnn(stages):
-    import convert_to_student  # tools/, on the path (conftest)
-    from mmengine.runner import load_checkpoint
-    from mmrotate.registry import MODELS
-    from mmrotate.testing import demo_mm_inputs
-    root = stages['root']
-    ckpt = str(root / 'student' / 'epoch_1.pth')
-    plain = str(root / 'student_plain.pth')
-    convert_to_student.main([ckpt, '--out', plain])
-    cfg = tiny_config(stages['plain'], stages['data'], root / 'plain',
-                      image_size=SIZE)
-    with DefaultScope.overwrite_default_scope('mmrotate'):
-        detector = MODELS.build(cfg.model)
-    load_checkpoint(detector, plain, map_location='cpu', strict=True)
-    saved = state_dict(ckpt)
-    for key, value in detector.state_dict().items():
-        assert torch.equal(value, saved[f'architecture.{key}']), key
-    detector.eval()
-    data = detector.data_preprocessor(demo_mm_inputs(
-        batch_size=1, image_shapes=(3, SIZE, SIZE), use_box_type=True))
-    with torch.no_grad():
-        result = detector(**data, mode='predict')[0]
-    assert result.pred_instances.bboxes.shape[-1] == 5  # cx cy w h angle
+    converts_to_a_plain_rotated_detector(stages)

@@ -209,6 +209,13 @@ def test_student_logs_each_term_every_iteration_with_an_empty_image(stages):
 
 
 def test_student_checkpoint_converts_to_a_plain_rotated_detector(stages):
+    converts_to_a_plain_rotated_detector(stages)
+
+
+def converts_to_a_plain_rotated_detector(stages):
+    """The stage-3 checkpoint, converted by tools/convert_to_student.py,
+    loads strictly into the plain student, with the student's weights, and
+    predicts rotated boxes."""
     import convert_to_student  # tools/, on the path (conftest)
     from mmengine.runner import load_checkpoint
     from mmrotate.registry import MODELS

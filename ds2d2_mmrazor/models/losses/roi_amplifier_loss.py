@@ -253,6 +253,28 @@ class RoIAmplifierLoss(AmplifierLoss):
                 f'{type(loss_cls).__name__}')
 
     @staticmethod
+    def rotated_decoder(bbox_head: nn.Module,
+                        rois: Tensor) -> Callable[[Tensor], Tensor]:
+        """``decode(deltas)``: [R, D] deltas of ``bbox_head`` against the
+        [R, 6] ``rois`` (batch index, cx, cy, w, h, angle) to [R, 5] rotated
+        boxes, with the head's own coder."""
+        priors = rois[:, 1:]
+
+        def decode(deltas: Tensor) -> Tensor:
+            boxes = get_box_tensor(bbox_head.bbox_coder.decode(priors,
+                                                               deltas))
+            if boxes.shape[-1] != 5:
+                raise ValueError(
+                    f'{type(bbox_head).__name__} predicts rotated boxes but '
+                    f'its {type(bbox_head.bbox_coder).__name__} decodes '
+                    f'{boxes.shape[-1]} values a box, expected 5 (cx, cy, w, '
+                    "h, angle): set the head's predict_box_type to the "
+                    'boxes its coder decodes')
+            return boxes
+
+        return decode
+
+    @staticmethod
     def box_type(bbox_head: nn.Module) -> str:
         """The box type a bbox head predicts: its ``predict_box_type``
         (MMDetection's ``BBoxHead`` argument, 'hbox' by default; MMRotate's
@@ -294,21 +316,8 @@ class RoIAmplifierLoss(AmplifierLoss):
                 f'the bbox head predicts {t_logits.shape[1]} logits, expected '
                 f'num_classes + 1 = {num_classes + 1}')
         head = roi_head.bbox_head
-        decode = None
-        if self.box_type(head) == 'rbox':
-            priors = rois[:, 1:]
-
-            def decode(deltas: Tensor) -> Tensor:
-                boxes = get_box_tensor(head.bbox_coder.decode(priors, deltas))
-                if boxes.shape[-1] != 5:
-                    raise ValueError(
-                        f'{type(head).__name__} predicts rotated boxes but '
-                        f'its {type(head.bbox_coder).__name__} decodes '
-                        f'{boxes.shape[-1]} values a box, expected 5 (cx, '
-                        'cy, w, h, angle): set the head\'s predict_box_type '
-                        'to the boxes its coder decodes')
-                return boxes
-
+        decode = self.rotated_decoder(head, rois) \
+            if self.box_type(head) == 'rbox' else None
         return self.loss_weight * roi_amplifier_loss(
             s_out['cls_score'].float(), s_out['bbox_pred'].float(), t_logits,
             t_out['bbox_pred'].float(), head.bbox_coder.encode_size,
