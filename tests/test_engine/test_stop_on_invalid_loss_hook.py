@@ -80,3 +80,16 @@ def test_stops_at_the_first_nan_before_a_checkpoint(tmp_path):
 def test_finite_run_is_untouched(tmp_path):
     runner = run(tmp_path, nan_from=10**9)
     assert runner.iter == 12
+
+
+def test_graph_tensors_are_read_without_a_warning(recwarn):
+    """Logged values that are still part of the graph (as some losses log
+    them) are read detached: no 'requires_grad ... to a scalar' warning."""
+    hook = StopOnInvalidLossHook()
+    runner = type('Runner', (), dict(iter=4, epoch=0))()
+    weight = torch.ones((), requires_grad=True)
+    hook.after_train_iter(runner, 0, outputs=dict(loss=weight * 2))
+    assert not [w for w in recwarn if 'requires_grad' in str(w.message)]
+    with pytest.raises(RuntimeError, match=r'iteration 5 .*: loss=nan'):
+        hook.after_train_iter(
+            runner, 0, outputs=dict(loss=weight * float('nan')))

@@ -2,6 +2,7 @@
 import math
 from typing import Optional
 
+import torch
 from mmdet.engine.hooks import CheckInvalidLossHook
 from mmdet.registry import HOOKS
 
@@ -33,8 +34,10 @@ class StopOnInvalidLossHook(CheckInvalidLossHook):
         if not outputs or not self.every_n_train_iters(runner,
                                                         self.interval):
             return
-        bad = {k: float(v) for k, v in outputs.items()
-               if not math.isfinite(float(v))}
+        # the logged values may still be graph tensors: read them detached
+        values = {k: float(v.detach()) if isinstance(v, torch.Tensor)
+                  else float(v) for k, v in outputs.items()}
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if not bad:
             return
         terms = ', '.join(f'{k}={v}' for k, v in sorted(bad.items()))
