@@ -27,7 +27,8 @@ MMROTATE_MISSING = ('needs MMRotate, which this stack has not: `make '
 requires_mmrotate = pytest.mark.skipif(not HAS_MMROTATE,
                                        reason=MMROTATE_MISSING)
 # a config file another reads: './x.py', '../x.py', '{{fileDirname}}/x.py'
-_READS = re.compile(r"""['"]((?:\{\{fileDirname\}\}/|\.{1,2}/)[^'"]+\.py)['"]""")
+_READS = re.compile(
+    r"""['"]((?:\{\{fileDirname\}\}/|\.{1,2}/)[^'"]+\.py)['"]""")
 
 
 def config_needs_mmrotate(path: str) -> bool:

@@ -1,8 +1,8 @@
 """The GPU check: does DS2D2 run, and compute the same, on a CUDA device?
 
-    bash tools/gpu_check.sh                      # a bare CUDA machine (docs/gpu.md)
-    python tools/gpu_check.py --device cuda      # the stack already installed
-    python tools/gpu_check.py --device cpu       # the dry run CI makes
+    bash tools/gpu_check.sh                  # a bare CUDA machine (docs/gpu.md)
+    python tools/gpu_check.py --device cuda  # the stack already installed
+    python tools/gpu_check.py --device cpu   # the dry run CI makes
 
 Checks, each ``passed``, ``failed`` or ``skipped`` (with the reason) in one
 JSON summary (``OUT/gpu_check.json``), then a short table:

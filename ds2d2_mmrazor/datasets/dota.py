@@ -32,10 +32,12 @@ class DOTAPatchDataset(DOTADataset):
       scenes are not split) is a ``ValueError`` naming the file and giving
       the split command;
     - each patch image, by its header only (see
-      :func:`~ds2d2_mmrazor.datasets.dota_patches.check_patch_images`; about 30 ms a 1000 patches): missing
-      images are a ``FileNotFoundError``, images of another size than
-      ``img_shape`` (or not images) a ``ValueError``, each listing up to
-      :data:`~ds2d2_mmrazor.datasets.dota_patches.MAX_LISTED` files and counting all;
+      :func:`~ds2d2_mmrazor.datasets.dota_patches.check_patch_images`;
+      about 30 ms a 1000 patches): missing images are a
+      ``FileNotFoundError``, images of another size than ``img_shape`` (or
+      not images) a ``ValueError``, each listing up to
+      :data:`~ds2d2_mmrazor.datasets.dota_patches.MAX_LISTED` files and
+      counting all;
     - a missing annotation or image folder is a ``FileNotFoundError``
       naming it.
 
