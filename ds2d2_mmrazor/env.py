@@ -49,8 +49,6 @@ STACKS = {
         'mmrazor': '1.0.0',
     },
 }
-#: the default stack
-STACK = STACKS['full']
 #: packages of a stack that another stack leaves out
 OPTIONAL = ('mmrotate', )
 
@@ -92,10 +90,11 @@ def installed_stack() -> Optional[str]:
     return None
 
 
-def reference_stack() -> str:
-    """The stack the installed packages are compared with: the one
-    installed, else the one of the installed MMDetection's minor release."""
-    seen = installed_stack()
+def reference_stack(seen: Optional[str] = None) -> str:
+    """The stack the installed packages are compared with: ``seen`` (the
+    installed one, :func:`installed_stack`, if None), else the one of the
+    installed MMDetection's minor release."""
+    seen = seen or installed_stack()
     if seen is not None:
         return seen
     mmdet = compat.dist_version('mmdet') or ''
@@ -108,7 +107,8 @@ def reference_stack() -> str:
 def report() -> List[str]:
     """Print the environment; return the list of problems found."""
     problems = []
-    stack = reference_stack()
+    seen = installed_stack()
+    stack = reference_stack(seen)
     pins = STACKS[stack]
     absent = [k for k in OPTIONAL if k not in pins]
     rows = [('python', platform.python_version(), '')]
@@ -158,7 +158,7 @@ def report() -> List[str]:
                  'does not'))
 
     width = max(len(r[0]) for r in rows)
-    if installed_stack() is None:
+    if seen is None:
         print(f'Stack: none of the verified ones; compared with {stack!r} '
               '(`make install`, or `make install STACK=mmdet3.3`)')
     else:
