@@ -108,6 +108,12 @@ def test_amplifier_starts_from_the_teacher_and_trains_only_its_head(stages):
 
 
 def test_student_stage_loads_both_checkpoints_and_keeps_them_frozen(stages):
+    keeps_teacher_and_amplifier_as_loaded(stages)
+
+
+def keeps_teacher_and_amplifier_as_loaded(stages):
+    """Stage 3's teacher and amplifier hold their checkpoints' weights (the
+    amplifier only the head its losses run), in eval mode throughout."""
     model = stages['student'].model
     for part, ckpt in (('teacher', 'teacher_ckpt'),
                        ('amplifier', 'amplifier_ckpt')):
