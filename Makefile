@@ -20,8 +20,8 @@ demo: install  ## the built-in demo: DS2D2 on synthetic data, CPU, < 10 min
 	$(PY) tools/demo.py --out work_dirs/demo
 
 study: install  ## the seeds x methods x ablations study of the README (Results)
-	$(PY) tools/study.py --out work_dirs/study --seeds 0 1 2 3 4 \
-	  --sweep 0.1 10 --sweep-seeds 0 1 --jobs 2 --threads 1
+	$(PY) tools/study --out work_dirs/study --seeds 0 1 2 3 4 \
+	  --schedule 0.5 2 --schedule-seeds 0 1 --jobs 2 --threads 1
 
 gpu-wheels: install  ## .whl/: the stack's wheels (CPython 3.12) and mmcv's sdist, for gpu-check on a machine without network
 	@bash tools/gpu_check.sh --fetch-wheels

@@ -56,8 +56,8 @@ case $DEVICE in cuda|cpu) ;; *)
 esac
 mkdir -p "$OUT_DIR"
 
-# The stack's requirements that the lent GPU machines' image has (Python
-# 3.12; its package list, 2026-11-17: /work/.library/device/KINDS.md), with
+# The stack's requirements that a CUDA machine image without network
+# typically has (Python 3.12, its package list of 2026-11-17), with
 # opencv-python-headless for opencv-python; tests/test_tools/
 # test_gpu_check.py checks that these and CARRIED cover what the installed
 # stack requires.

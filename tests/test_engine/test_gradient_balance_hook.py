@@ -100,3 +100,53 @@ def test_hook_records_ratios_against_a_hand_computation(tmp_path):
 def test_hook_checks_its_window():
     with pytest.raises(ValueError, match='window=0'):
         GradientBalanceHook(window=0)
+
+
+class TinyWithState(TinyDistilled):
+    """TinyDistilled with a BatchNorm after the neck and a random draw in
+    its forward (as a RoI sampler's): what a measuring pass must not
+    change."""
+
+    def __init__(self):
+        super().__init__()
+        self.student.norm = nn.BatchNorm1d(3)
+
+    def forward(self, inputs, data_samples=None, mode='loss'):
+        y = self.student.norm(self.student.neck(inputs))
+        noise = torch.rand(1)  # consumes the generator
+        return {'student.loss_task': (y**2).mean() + 0 * noise.sum(),
+                'distill.loss_kd': 0.5 * y.sum()}
+
+
+def test_the_measurement_changes_nothing_the_run_goes_on_with(tmp_path):
+    """BatchNorm statistics, its batch counter and the random generators
+    are as they were before the hook's extra training-mode pass."""
+    import random
+
+    import numpy as np
+    model = TinyWithState().train()
+    runner = SimpleNamespace(
+        model=model, iter=0, max_iters=10, work_dir=str(tmp_path),
+        logger=logging.getLogger('test_gradient_balance'))
+    batch = dict(inputs=torch.tensor([[1.0, 2.0], [-1.0, 0.5],
+                                      [3.0, 0.0]]), data_samples=None)
+    torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    GradientBalanceHook(window=1).after_train_iter(runner, 0, batch)
+    after = model.state_dict()
+    assert after['student.norm.num_batches_tracked'].item() == 0
+    for key, value in before.items():
+        assert torch.equal(after[key], value), key
+    # the generators continue where they were (as if seeded just now)
+    draws = (torch.rand(2), random.random(), np.random.rand())
+    torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
+    assert torch.equal(draws[0], torch.rand(2))
+    assert draws[1] == random.random() and draws[2] == np.random.rand()
+    # and it did measure, in training mode (batch statistics)
+    with open(tmp_path / 'gradient_balance.json') as f:
+        assert json.loads(f.readline())['norms']['loss_kd'] > 0
+    assert model.student.norm.training

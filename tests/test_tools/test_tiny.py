@@ -172,3 +172,44 @@ def test_roi_kl_weight_follows_the_tiny_roi_count(tmp_path):
         assert loss.cls_loss.loss_weight == pytest.approx(0.5 * 64 * 4)
         assert loss.reg_loss.loss_weight == 1.0  # the L1 is a true mean
         assert loss.loss_weight == 1e-5  # the release's weight, unchanged
+
+
+@pytest.mark.parametrize('head_convs', [None, 1, 3])
+def test_dense_heads_get_head_convs_convs(tmp_path, head_convs):
+    """One conv per branch unless asked, on every model of a stage-3
+    config."""
+    kwargs = {} if head_convs is None else dict(head_convs=head_convs)
+    cfg = tiny_config(osp.join(CONFIGS, 'ds2d2_retina_r18_r101_dior.py'),
+                      str(tmp_path), str(tmp_path), **kwargs)
+    model = cfg.model
+    heads = [model.architecture.bbox_head, model.teacher.bbox_head,
+             model.amplifier.detector.bbox_head]
+    assert [h.stacked_convs for h in heads] == [head_convs or 1] * 3
+
+
+@pytest.mark.parametrize('head_convs,index,source', [
+    (4, 3, 'bbox_head.cls_convs.2'), (5, 3, 'bbox_head.cls_convs.2'),
+    (3, 2, 'bbox_head.cls_convs.1'), (2, 1, 'bbox_head.cls_convs.0'),
+    (1, 0, None)])
+def test_crosskd_reuses_the_tiny_heads_last_conv(tmp_path, head_convs, index,
+                                                 source):
+    """CrossKD's recipe index, 3 of 4 convs, becomes min(3, convs - 1);
+    the recorders of the student's head features follow, and go at 0."""
+    cfg = tiny_config(
+        osp.join(CONFIGS, 'peers', 'crosskd_retina_r18_r101_dior.py'),
+        str(tmp_path), str(tmp_path), head_convs=head_convs)
+    distiller = cfg.model.distiller
+    assert distiller.distill_losses.loss_crosskd.reused_head_idx == index
+    inputs = distiller.loss_forward_mappings.loss_crosskd
+    recorders = distiller.student_recorders
+    if source is None:
+        assert not {'student_cls_feats', 'student_reg_feats'} & set(inputs)
+        assert set(recorders) == {'fpn', 'targets'}
+    else:
+        assert recorders.cls_feat.source == source
+        assert recorders.reg_feat.source == source.replace('cls', 'reg')
+    idx0 = tiny_config(
+        osp.join(CONFIGS, 'peers', 'crosskd-idx0_retina_r18_r101_dior.py'),
+        str(tmp_path), str(tmp_path), head_convs=head_convs)
+    assert idx0.model.distiller.distill_losses.loss_crosskd \
+        .reused_head_idx == 0

@@ -5,6 +5,7 @@ sizes change: narrow ResNet-18 backbones without ImageNet weights, a narrow
 FPN and head, small images, few epochs. ``make demo`` and the test suite
 both build their configs with :func:`tiny_config`.
 """
+import re
 from typing import Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
@@ -88,14 +89,14 @@ def recipe_image_size(cfg: Config) -> int:
 
 
 def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
-                    base_channels: int = 8,
-                    size_factor: float = 1.0) -> ConfigDict:
+                    base_channels: int = 8, size_factor: float = 1.0,
+                    head_convs: int = 1) -> ConfigDict:
     """Make a ResNet-FPN detector config tiny, in place.
 
     ResNet-18 (whatever the depth, ResNeXt included) with ``base_channels``
-    stem channels (stages: 1x, 2x, 4x, 8x),
-    an FPN of ``channels`` channels, a one-conv dense head or a narrow RPN
-    and RoI head sampling few RoIs; no pretrained weights are loaded
+    stem channels (stages: 1x, 2x, 4x, 8x), an FPN of ``channels``
+    channels, a dense head of ``head_convs`` convs per branch or a narrow
+    RPN and RoI head sampling few RoIs; no pretrained weights are loaded
     (nothing is downloaded). Anchor sizes follow the image size
     (:func:`scale_to_image` with ``size_factor``).
 
@@ -108,10 +109,13 @@ def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
         base_channels (int): ResNet base width. Defaults to 8.
         size_factor (float): Image size / the recipe's (see
             :func:`scale_to_image`). Defaults to 1 (sizes unchanged).
+        head_convs (int): ``stacked_convs`` of a dense head. Defaults to 1.
 
     Returns:
         ConfigDict: ``model`` itself.
     """
+    if head_convs < 1:
+        raise ValueError(f'head_convs={head_convs}: expected >= 1')
     scale_to_image(model, size_factor)
     backbone = model.backbone
     if backbone.type.split('.')[-1] == 'ResNeXt':  # e.g. a X101-64x4d teacher
@@ -134,7 +138,7 @@ def shrink_detector(model: ConfigDict, num_classes: int, channels: int = 16,
     else:
         model.bbox_head.update(
             num_classes=num_classes, in_channels=channels,
-            feat_channels=channels, stacked_convs=1)
+            feat_channels=channels, stacked_convs=head_convs)
     return model
 
 
@@ -149,26 +153,74 @@ def _width(detector: ConfigDict, teacher_width: int,
 
 def shrink_distill_model(model: ConfigDict, num_classes: int,
                          channels: int = 16, teacher_width: int = 16,
-                         student_width: int = 8,
-                         size_factor: float = 1.0) -> ConfigDict:
+                         student_width: int = 8, size_factor: float = 1.0,
+                         head_convs: int = 1) -> ConfigDict:
     """Make a distillation model config (``DS2D2Distill`` or an MMRazor
     peer) tiny, in place: its student, teacher and stage-2 amplifier with
     :func:`shrink_detector` (the student gets ``student_width``, teacher
-    and amplifier ``teacher_width``), every connector to ``channels``
-    channels, so student and teacher features match.
+    and amplifier ``teacher_width``, all ``head_convs``), every connector to
+    ``channels`` channels, so student and teacher features match.
     """
     detectors = [(model.architecture, student_width),
                  (model.teacher, teacher_width)]
     if model.get('amplifier') is not None:
         detectors.append((model.amplifier.detector, teacher_width))
     for detector, width in detectors:
-        shrink_detector(detector, num_classes, channels, width, size_factor)
+        shrink_detector(detector, num_classes, channels, width, size_factor,
+                        head_convs)
     for connector in model.distiller.get('connectors', {}).values():
         for key in ('in_channels', 'out_channels', 'student_channels',
                     'teacher_channels'):
             if connector.get(key) is not None:
                 connector[key] = channels
     return model
+
+
+def reuse_last_head_conv(distiller: ConfigDict, head_convs: int) -> None:
+    """Point each CrossKD loss of a distiller config at a tiny head, in
+    place: a ``reused_head_idx`` k > 0 becomes ``min(k, head_convs - 1)``.
+
+    CrossKD's RetinaNet recipe reuses index 3 of 4 convs, the teacher's
+    last conv and predictors; on a head of ``head_convs`` convs that is
+    index ``head_convs - 1``. The recorders of the student's head features
+    follow (``bbox_head.cls_convs.{k-1}`` -> ``.{index-1}``, the same for
+    ``reg_convs``); at index 0 (a one-conv head: its whole head is its last
+    conv and predictors) the loss reads the FPN levels, so those inputs and
+    their recorders are dropped. Index 0 stays 0.
+
+    Args:
+        distiller (ConfigDict): A ``DS2D2Distiller`` config.
+        head_convs (int): ``stacked_convs`` of the tiny heads, >= 1.
+    """
+    import inspect
+
+    from ds2d2_mmrazor.models.losses.crosskd_loss import (CrossKDLoss,
+                                                          RECORDED_INPUTS)
+    default = inspect.signature(CrossKDLoss).parameters[
+        'reused_head_idx'].default
+    mappings = distiller.get('loss_forward_mappings', {})
+    recorders = distiller.get('student_recorders', {})
+    for name, loss in distiller.get('distill_losses', {}).items():
+        if loss.type.split('.')[-1] != 'CrossKDLoss':
+            continue
+        k = loss.get('reused_head_idx', default)
+        if k == 0:
+            continue
+        loss.reused_head_idx = index = min(k, head_convs - 1)
+        mapping = mappings.get(name, {})
+        for key in RECORDED_INPUTS:
+            if key not in mapping:
+                continue
+            recorder = mapping[key].recorder
+            if index > 0:
+                recorders[recorder].source = re.sub(
+                    r'(cls|reg)_convs\.\d+', rf'\1_convs.{index - 1}',
+                    recorders[recorder].source)
+                continue
+            del mapping[key]
+            if not any(r.recorder == recorder and r.from_student
+                       for m in mappings.values() for r in m.values()):
+                del recorders[recorder]
 
 
 def dataset_classes(dataset: ConfigDict,
@@ -214,7 +266,8 @@ def tiny_config(config: str,
                 student_width: int = 8,
                 channels: int = 16,
                 batch_size: int = 2,
-                lr: Optional[float] = None) -> Config:
+                lr: Optional[float] = None,
+                head_convs: int = 1) -> Config:
     """A repository config, made tiny for a CPU.
 
     Works for every stage: a plain detector config (teacher or baseline
@@ -226,7 +279,12 @@ def tiny_config(config: str,
     all FPNs have ``channels`` channels, so student and teacher features
     match. Every model's anchors scale with ``image_size`` / the recipe's
     image size (:func:`scale_to_image`), so objects of the small images
-    have anchors of their size, as DIOR's have at 800 px.
+    have anchors of their size, as DIOR's have at 800 px. Dense heads have
+    ``head_convs`` convs per branch; a CrossKD loss reusing the teacher
+    head from conv k > 0 reuses it from the tiny head's last conv,
+    ``min(k, head_convs - 1)`` (CrossKD's RetinaNet recipe, index 3 of 4
+    convs, is "the teacher's last conv and predictors"), its recorders
+    following (:func:`reuse_last_head_conv`).
 
     Args:
         config (str): Path of a config in ``configs/``.
@@ -244,6 +302,8 @@ def tiny_config(config: str,
         channels (int): FPN / head channels of every model.
         batch_size (int): Images per batch.
         lr (float, optional): Learning rate; the config's when None.
+        head_convs (int): ``stacked_convs`` of every dense head. Defaults
+            to 1.
 
     Returns:
         Config: The tiny config, ready for ``Runner.from_cfg``.
@@ -296,13 +356,14 @@ def tiny_config(config: str,
                     kl.loss_weight = kl.get('loss_weight', 1.0) * (
                         TINY_ROIS * batch_size) / (rois * recipe_batch)
         shrink_distill_model(model, num_classes, channels, teacher_width,
-                             student_width, size_factor)
+                             student_width, size_factor, head_convs)
+        reuse_last_head_conv(model.distiller, head_convs)
         evaluated = model.architecture
     else:  # a detector, or the high-frequency amplifier of one
         evaluated = model.get('detector', model)
         shrink_detector(evaluated, num_classes, channels,
                         _width(evaluated, teacher_width, student_width),
-                        size_factor)
+                        size_factor, head_convs)
     # keep low-score detections of briefly trained models, so that the
     # evaluation (COCO AP, DOTA mAP) has something to score
     test_cfg = evaluated.test_cfg.get('rcnn', evaluated.test_cfg)

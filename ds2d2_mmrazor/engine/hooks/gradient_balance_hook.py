@@ -1,8 +1,11 @@
 """Measure how hard each loss term pulls on the student's FPN features."""
+import contextlib
 import json
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+import random
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
@@ -67,6 +70,30 @@ def split_terms(losses: Dict[str, LossValue]) -> Dict[str, LossValue]:
     return dict(task=sum(task), **terms)
 
 
+@contextlib.contextmanager
+def unchanged_state(model: torch.nn.Module) -> Iterator[None]:
+    """Undo, on exit, what a training-mode pass changes besides the graph:
+    the model's buffers (BatchNorm running statistics, batch counters) and
+    the state of the random number generators (Python's, NumPy's, torch's
+    on the CPU and on every CUDA device)."""
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    python, numpy = random.getstate(), np.random.get_state()
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() \
+        else None
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
 @HOOKS.register_module()
 class GradientBalanceHook(Hook):
     """Record each loss term's gradient norm on the student's FPN output.
@@ -82,9 +109,12 @@ class GradientBalanceHook(Hook):
     ``DS2D2Distill``.
 
     Costs one extra forward and one backward per term at each measured
-    iteration, nothing at the others. The extra forward runs in training
-    mode, so it updates BatchNorm running statistics as one more batch
-    would (``2 * window`` times in a run); the weights are not changed.
+    iteration, nothing at the others. The measurement changes nothing the
+    run goes on with: the extra forward runs in training mode (the losses
+    as trained), so the model's buffers (BatchNorm running statistics) and
+    the random number generators it draws from (e.g. a RoI sampler) are
+    restored afterwards, and no gradient is accumulated. A run with the
+    hook trains exactly as one without it.
 
     Args:
         window (int): Iterations measured at the start and at the end of
@@ -128,11 +158,12 @@ class GradientBalanceHook(Hook):
 
         handle = neck.register_forward_hook(record)
         try:
-            data = model.data_preprocessor(data_batch, True)
-            losses = model._run_forward(data, mode='loss')
+            with unchanged_state(model):
+                data = model.data_preprocessor(data_batch, True)
+                losses = model._run_forward(data, mode='loss')
+                norms = gradient_norms(split_terms(losses), feats)
         finally:
             handle.remove()
-        norms = gradient_norms(split_terms(losses), feats)
         task = norms['task']
         ratios = {k: v / task if task > 0 else float('nan')
                   for k, v in norms.items() if k != 'task'}

@@ -1,5 +1,5 @@
 """MMRazor's ConfigurableDistiller, plus the two things DS2D2 adds."""
-from typing import Callable, Dict, Iterator, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from mmrazor.models.distillers import ConfigurableDistiller
 from mmrazor.registry import MODELS
@@ -24,6 +24,9 @@ class DS2D2Distiller(ConfigurableDistiller):
     - **A loss may return a dict of terms** (``DISWSpectralLoss`` returns
       ``loss_low`` and ``loss_high``); each term is logged under its own key
       (MMEngine's ``parse_losses`` takes tensors only).
+    - **A mapping may take every record of a recorder** with
+      ``record_idx=None``: a list, one entry per call of the source (a
+      head's conv runs once per FPN level; ``CrossKDLoss`` takes them all).
 
     Everything else (recorders, connectors, ``loss_forward_mappings``) is
     MMRazor's, so other distillation losses can be added beside DS2D2's.
@@ -68,6 +71,20 @@ class DS2D2Distiller(ConfigurableDistiller):
             loss.check_head(model)
             args[name] = Amplifier(getattr(model, loss.head_part), transform)
         self.amplifier_args = args
+
+    def get_record(self, recorder: str, from_student: bool,
+                   record_idx: Optional[int] = 0, **kwargs) -> Any:
+        """MMRazor's ``get_record``, or with ``record_idx=None`` the list of
+        every record the recorder holds (in call order), each taken as
+        MMRazor takes one (``data_idx``, ``connector``)."""
+        get = super().get_record
+        if record_idx is not None:
+            return get(recorder, from_student, record_idx, **kwargs)
+        manager = self.student_recorders if from_student \
+            else self.teacher_recorders
+        count = len(manager.get_recorder(recorder).data_buffer)
+        return [get(recorder, from_student, i, **kwargs)
+                for i in range(count)]
 
     def compute_distill_losses(self) -> Dict[str, Tensor]:
         """Compute every distill loss from the recorded data.

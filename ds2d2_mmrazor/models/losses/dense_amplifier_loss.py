@@ -1,5 +1,5 @@
 """The implicit stream of DS2D2 for dense, anchor-based heads."""
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Tuple
 
 import torch
 from mmdet.structures.bbox import BaseBoxes, cat_boxes, get_box_tensor
@@ -32,7 +32,8 @@ def dense_amplifier_loss(student_cls: Tensor, student_reg: Tensor,
                          anchors: Tensor, label_weights: Tensor,
                          avg_factor: float,
                          decode: Callable[[Tensor, Tensor], Tensor],
-                         cls_loss: Loss, reg_loss: Loss) -> Tensor:
+                         cls_loss: Loss, reg_loss: Loss,
+                         reg_on_ignored: bool = True) -> Tensor:
     """Compare a dense head's predictions on student and teacher features.
 
     With ``z`` the [N, A, C] sigmoid logits, ``d`` the [N, A, D] encoded
@@ -40,7 +41,8 @@ def dense_amplifier_loss(student_cls: Tensor, student_reg: Tensor,
 
     - cls: ``cls_loss(z_s, z_t, weight=label_weights, avg_factor)``;
     - reg: ``reg_loss(decode(a, d_s), decode(a, d_t), weight=w, avg_factor)``
-      with ``w = max_c sigmoid(z_t)``, the teacher's confidence. The box
+      with ``w = max_c sigmoid(z_t)``, the teacher's confidence (0 where
+      ``label_weights`` is 0 unless ``reg_on_ignored``). The box
       distance runs in float64: Gaussian distances (MMRotate's ``GDLoss``)
       invert 2x2 covariances whose determinants cancel catastrophically in
       float32 for elongated boxes (NaN for a 2828 x 0.36 px box, which an
@@ -66,6 +68,9 @@ def dense_amplifier_loss(student_cls: Tensor, student_reg: Tensor,
             on [N * A, C] logits.
         reg_loss (callable): ``reg_loss(pred, target, weight=,
             avg_factor=)`` on [N * A, box] boxes.
+        reg_on_ignored (bool): Whether anchors the student's assigner
+            ignored (label weight 0) count in the reg term. DS2D2's release
+            counts them; CrossKD does not. Defaults to True.
 
     Returns:
         Tensor: Scalar ``cls + reg``.
@@ -95,6 +100,8 @@ def dense_amplifier_loss(student_cls: Tensor, student_reg: Tensor,
     with torch.no_grad():
         t_boxes = decode(anchors, teacher_reg.reshape(-1, box_dim))
         box_weight = teacher_cls.reshape(-1, num_classes).sigmoid().max(-1)[0]
+        if not reg_on_ignored:
+            box_weight = box_weight * (label_weights.reshape(-1) > 0)
     s_boxes = decode(anchors, student_reg.reshape(-1, box_dim))
     loss_reg = reg_loss(
         s_boxes.double(), t_boxes.double(), weight=box_weight.double(),
@@ -129,6 +136,9 @@ class DenseAmplifierLoss(AmplifierLoss):
         loss_weight (float): Weight of the term. Defaults to 1.0.
     """
     head_part = 'bbox_head'
+    #: Whether anchors the student's assigner ignored count in the reg
+    #: term (see :func:`dense_amplifier_loss`).
+    reg_on_ignored = True
 
     def __init__(self,
                  amplifier: str,
@@ -177,14 +187,36 @@ class DenseAmplifierLoss(AmplifierLoss):
         """
         self.check_levels(student_feats, teacher_feats)
         head, transform = amplifier
-        num_classes = head.cls_out_channels
-        box_dim = head.bbox_coder.encode_size
         with torch.no_grad():
             t_cls, t_reg = head(transform(tuple(teacher_feats)))
         s_cls, s_reg = head(transform(tuple(student_feats)))
+        return self.compare(head, (s_cls, s_reg), (t_cls, t_reg),
+                            label_weights, avg_factor)
+
+    def compare(self, head: nn.Module,
+                student_preds: Tuple[Sequence[Tensor], Sequence[Tensor]],
+                teacher_preds: Tuple[Sequence[Tensor], Sequence[Tensor]],
+                label_weights: Sequence[Tensor],
+                avg_factor: float) -> Tensor:
+        """Compare two sets of the head's per-level outputs.
+
+        Args:
+            head (nn.Module): The dense head: its anchor generator and bbox
+                coder decode the deltas.
+            student_preds (tuple): Per-level logits [N, A_l * C, H_l, W_l]
+                and deltas [N, A_l * D, H_l, W_l] of the student side.
+            teacher_preds (tuple): The same of the teacher side.
+            label_weights (Sequence[Tensor]): Per level [N, A_l].
+            avg_factor (float): Number of positive anchors in the batch.
+
+        Returns:
+            Tensor: Scalar ``loss_weight * (cls + reg)``.
+        """
+        (s_cls, s_reg), (t_cls, t_reg) = student_preds, teacher_preds
+        num_classes = head.cls_out_channels
+        box_dim = head.bbox_coder.encode_size
         anchors = cat_boxes(head.prior_generator.grid_priors(
-            [f.shape[-2:] for f in student_feats],
-            device=student_feats[0].device))
+            [m.shape[-2:] for m in s_cls], device=s_cls[0].device))
 
         def decode(priors: BaseBoxes, deltas: Tensor) -> Tensor:
             return get_box_tensor(head.bbox_coder.decode(priors, deltas))
@@ -195,4 +227,4 @@ class DenseAmplifierLoss(AmplifierLoss):
             flatten_levels(t_cls, num_classes),
             flatten_levels(t_reg, box_dim), anchors,
             torch.cat(list(label_weights), dim=1), avg_factor, decode,
-            self.cls_loss, self.reg_loss)
+            self.cls_loss, self.reg_loss, self.reg_on_ignored)
