@@ -110,9 +110,13 @@ def run_study(settings: Settings, out: str, jobs: int = 1,
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    class Formatter(argparse.RawDescriptionHelpFormatter,
+                    argparse.ArgumentDefaultsHelpFormatter):
+        """The description as written, every option's default."""
+
     parser = argparse.ArgumentParser(
         prog='python tools/study', description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=Formatter)
     parser.add_argument('--out', default=osp.join(osp.dirname(TOOLS),
                                                   'work_dirs', 'study'))
     add_arguments(parser)
