@@ -37,6 +37,7 @@ sys.path.insert(0, osp.join(REPO, 'tools'))
 import convert_to_student  # noqa: E402
 import plot_losses  # noqa: E402
 import study  # noqa: E402
+from study import report as study_report  # noqa: E402
 import visualize  # noqa: E402
 
 # run -> table label (the amplifier is trained, not deployed)
@@ -51,19 +52,6 @@ RUNS = ['teacher', 'amplifier', 'baseline', 'ds2d2', 'crosskd', 'cwd']
 #: half the study's student schedule, so that the demo takes 10 minutes;
 #: everything else is the study's
 DEMO_EPOCHS = 24
-
-
-def student_params(config: str) -> int:
-    """Parameters of the detector users deploy (the student)."""
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-    from mmdet.registry import MODELS
-    model_cfg = Config.fromfile(config).model
-    model_cfg = model_cfg.get('architecture', model_cfg.get('detector',
-                                                              model_cfg))
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        model = MODELS.build(model_cfg)
-    return sum(p.numel() for p in model.parameters())
 
 
 def table(rows: List[List[str]]) -> str:
@@ -163,7 +151,7 @@ def main(argv: Optional[List[str]] = None) -> str:
         result = results[name]
         config = osp.join(demo.run_dir(keys[name]), 'config.py')
         rows.append([
-            label, f'{student_params(config) / 1e6:.2f} M',
+            label, f'{study_report.params(config) / 1e6:.2f} M',
             f"{result['test']['AP50']:.3f}", f"{result['test']['mAP']:.3f}",
             f"{result['val']['AP50']:.3f}",
             f"{result['seconds']:.0f} s"

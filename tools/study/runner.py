@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 import pipeline
 
 from . import evaluation
-from .methods import CLASSES, Method, make_config, methods
+from .methods import CLASSES, REPO, Method, make_config, methods
 from .settings import Settings
 
 #: the seed of the pretraining pool's data (never a study seed)
@@ -229,7 +229,10 @@ class Study:
                                       for k in run.needs.values()])
         run.hash = digest  # type: ignore[attr-defined]
         stamp = osp.join(work_dir, 'hash')
-        earlier = open(stamp).read().strip() if osp.isfile(stamp) else None
+        earlier = None
+        if osp.isfile(stamp):
+            with open(stamp) as f:
+                earlier = f.read().strip()
         if earlier == digest:
             result = osp.join(work_dir, 'result.json')
             if osp.isfile(result):
@@ -264,8 +267,7 @@ class Study:
             f.write(' '.join(shlex.quote(c) for c in cmd) + '\n')
         out = open(osp.join(work_dir, 'train.out'), 'a')
         process = subprocess.Popen(cmd, stdout=out, stderr=out, env=env,
-                                   cwd=pipeline.osp.dirname(
-                                       pipeline.TOOLS))
+                                   cwd=REPO)
         process.started = time.time()  # type: ignore[attr-defined]
         process.log = out  # type: ignore[attr-defined]
         return process
