@@ -2,12 +2,13 @@
 # Both install what they need first (`make install`, idempotent).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# STACK=mmdet3.3: MMDetection 3.3 without MMRotate (tools/install.sh)
+# STACK=mmdet3.3: MMDetection 3.3 without MMRotate; STACK=onedl: the OneDL
+# fork, MMDetection 3.5 with MMRotate 1.2 (tools/install.sh, docs/install.md)
 export VENV STACK
 
 .PHONY: install env test demo study gpu-wheels gpu-check clean
 
-install:  ## create $(VENV) with a verified OpenMMLab stack (STACK=full or mmdet3.3) and this package
+install:  ## create $(VENV) with a verified OpenMMLab stack (STACK=full, mmdet3.3 or onedl) and this package
 	@bash tools/install.sh
 
 env: install  ## versions, compiled ops and repairs; non-zero exit if broken
@@ -16,7 +17,7 @@ env: install  ## versions, compiled ops and repairs; non-zero exit if broken
 test: install  ## the test suite (CPU, tiny models, generated data)
 	$(PY) -m pytest tests
 
-demo: install  ## the built-in demo: DS2D2 on synthetic data, CPU, < 10 min
+demo: install  ## the built-in demo: DS2D2 on synthetic data, CPU, 9-17 min on 2 cores
 	$(PY) tools/demo.py --out work_dirs/demo
 
 study: install  ## the seeds x methods x ablations study of the README (Results)

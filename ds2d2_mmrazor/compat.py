@@ -1,10 +1,11 @@
 # Copyright (c) ds2d2_mmrazor contributors.
 """Every repair of, and runtime shim around, a released upstream defect.
 
-This is the one place where this plugin works around the OpenMMLab stack it
-runs on (mmengine 0.10.7, mmcv 2.0.1, mmdet 3.1.0, mmrotate 1.0.0rc1,
-mmrazor 1.0.0 on torch 2.x; ../shared/docs/stack.md measures why). Each
-entry states the defect, the upstream fix it mirrors and when to delete it.
+This is the one place where this plugin works around the OpenMMLab stacks
+it runs on (``ds2d2_mmrazor/env.py``, ``STACKS``: OpenMMLab's last releases
+and the OneDL fork, mmrazor 1.0.0 on torch 2.x; docs/install.md). Each
+entry states the defect, the stacks it applies to, the upstream fix it
+mirrors and when to delete it.
 
 Text repairs replace an exact piece of text in an upstream file:
 
@@ -63,6 +64,10 @@ class Repair:
         delete_when (str): When this entry can be deleted.
         count (int): How many times the released file contains ``old``;
             every one is replaced. Defaults to 1.
+        stacks (tuple[str]): The stacks of ``env.STACKS`` whose release of
+            ``package`` has the defect; ``make install`` applies the repair
+            on those only, ``make env`` shows it as n/a on the others.
+            Defaults to (): not tied to a stack (applied wherever asked).
     """
     package: str
     version: str
@@ -72,6 +77,7 @@ class Repair:
     why: str
     delete_when: str
     count: int = 1
+    stacks: Tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -127,9 +133,10 @@ class Repair:
             raise RepairError(
                 f'{self.name}: expected the text of {self.package} '
                 f'{self.version} but found {found} without it ({state}). '
-                f'This repair mirrors: {self.why}. Install {self.package}=='
-                f'{self.version} or, if your release already has the fix, '
-                f'remove this entry from ds2d2_mmrazor/compat.py.')
+                f'This repair mirrors: {self.why}. Install the stack it is '
+                f'for ({", ".join(self.stacks) or "any"}: `make install '
+                'STACK=...`) or, if your release already has the fix, '
+                'remove this entry from ds2d2_mmrazor/compat.py.')
         path = self.file(root)
         with open(path, encoding='utf-8') as f:
             text = f.read()
@@ -164,15 +171,30 @@ _LOCAL_RANK = (
     "an mmrazor release's tools accept --local-rank, or `mim train/test "
     "mmrazor` is no longer a supported way to run this plugin")
 
+_EVERY_STACK = ('full', 'mmdet3.3', 'onedl')
+
 #: Repairs of the installed packages (``make install``; ``make env``).
 REPAIRS: Tuple[Repair, ...] = (
     Repair('mmrazor', '1.0.0', 'structures/quantization/backend_config/'
-           'common_operator_config_utils.py', *_MMRAZOR_TORCH_CHECK),
+           'common_operator_config_utils.py', *_MMRAZOR_TORCH_CHECK,
+           stacks=_EVERY_STACK),
     Repair('mmrazor', '1.0.0',
            'structures/quantization/backend_config/mapping.py',
-           *_MMRAZOR_TORCH_CHECK),
-    Repair('mmrazor', '1.0.0', '.mim/tools/train.py', *_LOCAL_RANK),
-    Repair('mmrazor', '1.0.0', '.mim/tools/test.py', *_LOCAL_RANK),
+           *_MMRAZOR_TORCH_CHECK, stacks=_EVERY_STACK),
+    Repair('mmrazor', '1.0.0', '.mim/tools/train.py', *_LOCAL_RANK,
+           stacks=_EVERY_STACK),
+    Repair('mmrazor', '1.0.0', '.mim/tools/test.py', *_LOCAL_RANK,
+           stacks=_EVERY_STACK),
+    Repair(
+        'mmrazor', '1.0.0', '__init__.py',
+        "mmcv_maximum_version = '2.1.0'",
+        "mmcv_maximum_version = '2.3.6'  # ds2d2_mmrazor repair",
+        "mmrazor 1.0.0 asserts mmcv <= 2.1.0 when imported (\"MMCV==2.3.6 "
+        'is used but incompatible"), a cap of its release date, not a '
+        'measured limit: its algorithms, and this plugin\'s tests, run on '
+        'onedl-mmcv 2.3.6 (there is no OneDL mmrazor)',
+        'an mmrazor release accepts mmcv 2.3',
+        stacks=('onedl', )),
     Repair(
         'mmrotate', '1.0.0rc1', 'models/detectors/refine_single_stage.py',
         'from collections import Sequence',
@@ -180,7 +202,46 @@ REPAIRS: Tuple[Repair, ...] = (
         '`collections.Sequence` was removed in Python 3.10; mmrotate dev-1.x '
         'imports it from collections.abc (unreleased on PyPI)',
         'a mmrotate 1.x release after 1.0.0rc1 reaches PyPI and this project '
-        'moves to it'),
+        'moves to it',
+        stacks=('full', )),
+    Repair(
+        'mmrotate', '1.2.1', 'models/detectors/h2rbox_v2.py',
+        'from torchvision import transforms\n',
+        '# ds2d2_mmrazor repair: no torchvision import (vflip below)\n',
+        'onedl-mmrotate 1.2.1 imports torchvision in h2rbox_v2.py, so '
+        '`import mmrotate.models` fails without torchvision, which none of '
+        'its packages declares (and a PyPI torchvision beside a +cpu or '
+        'other local torch build breaks on import); it uses it once, for '
+        'a vertical flip of a tensor',
+        'onedl-mmrotate imports torchvision where it uses it, or declares it',
+        stacks=('onedl', )),
+    Repair(
+        'mmrotate', '1.2.1', 'models/detectors/h2rbox_v2.py',
+        'transforms.functional.vflip(batch_inputs)',
+        'batch_inputs.flip(-2)  # ds2d2_mmrazor repair: torchvision vflip',
+        "torchvision's vflip of a tensor is `tensor.flip(-2)`; with the "
+        'import above removed, h2rbox_v2 computes the same without '
+        'torchvision',
+        'the repair above is deleted',
+        stacks=('onedl', )),
+    Repair(
+        'mmengine', '0.10.12', 'runner/checkpoint.py',
+        "                msg = (f'Could not safely load weights: {e}. '\n"
+        "                       'Falling back to weights_only=False. '\n"
+        "                       'In the future this might be removed.')\n"
+        '                print_log(msg, level=logging.WARNING)\n'
+        '                return torch.load(\n'
+        '                    file, map_location=map_location, '
+        'weights_only=False)\n',
+        '                raise  # ds2d2_mmrazor repair: never unpickle '
+        'arbitrary code\n',
+        'onedl-mmengine 0.10.12 loads checkpoints weights-only, but when '
+        'that fails it warns and loads again with weights_only=False: a '
+        'checkpoint pickling os.system runs it. OpenMMLab mmengine 0.10.7 '
+        'never retries. (Processes that import ds2d2_mmrazor are protected '
+        'without this repair: see allow_runner_checkpoints)',
+        'onedl-mmengine refuses a checkpoint that fails weights-only loading',
+        stacks=('onedl', )),
 )
 
 def cxx_standard(torch_version: Optional[str]) -> str:
@@ -204,16 +265,18 @@ def mmcv_source_repairs(torch_version: Optional[str]) -> Tuple[Repair, ...]:
         'with C++17',
         'this project moves to mmcv >= 2.1 (mmdet 3.1.0 asserts mmcv < 2.1 '
         'and mmrotate 1.0.0rc1 mmdet <= 3.1.0)',
-        count=8)]
+        count=8, stacks=('full', ))]
     if standard != 'c++17':
-        repairs.append(Repair(
-            'mmcv', '2.1.0', 'setup.py', 'c++17', standard,
-            'mmcv 2.1.0 compiles its ops with -std=c++17, but torch >= 2.14 '
-            'headers need C++20 ("C++20 or later compatible compiler is '
-            'required to use ATen")',
-            'an mmcv release this project uses compiles with the standard '
-            'of the torch it is built against',
-            count=5))
+        # onedl-mmcv's sdist declares version 2.3.6 as mmcv's do theirs
+        for version, stack in (('2.1.0', 'mmdet3.3'), ('2.3.6', 'onedl')):
+            repairs.append(Repair(
+                'mmcv', version, 'setup.py', 'c++17', standard,
+                f'mmcv {version} compiles its ops with -std=c++17, but '
+                'torch >= 2.14 headers need C++20 ("C++20 or later '
+                'compatible compiler is required to use ATen")',
+                'an mmcv release this project uses compiles with the '
+                'standard of the torch it is built against',
+                count=5, stacks=(stack, )))
     return tuple(repairs)
 
 
@@ -295,8 +358,24 @@ def runner_checkpoint_globals() -> List[Tuple[Any, str]]:
     return pairs
 
 
+def _weights_only_load(file: Any, map_location: Any = None,
+                       weights_only: Optional[bool] = None) -> Any:
+    """``torch.load``, weights-only unless the caller says otherwise.
+
+    Takes the place of onedl-mmengine's ``_safe_torch_load`` (see
+    :func:`allow_runner_checkpoints`): no allow-list of its own, and no
+    second attempt with ``weights_only=False``.
+    """
+    import torch
+
+    return torch.load(file, map_location=map_location,
+                      weights_only=True if weights_only is None else
+                      weights_only)
+
+
 def allow_runner_checkpoints() -> None:
-    """Allow-list the globals of MMEngine Runner checkpoints (idempotent).
+    """Allow-list the globals of MMEngine Runner checkpoints, and load every
+    checkpoint weights-only (idempotent).
 
     Defect: since torch 2.6, ``torch.load`` defaults to weights-only
     unpickling, which refuses every global that is not allow-listed.
@@ -308,10 +387,21 @@ def allow_runner_checkpoints() -> None:
     lets such checkpoints load while any other global (and so arbitrary
     code) is still refused. Weights-only loading is never switched off.
 
-    Upstream: unfixed in MMEngine's releases (0.10.7 is the last).
+    onedl-mmengine (0.10.8 and later, stack ``onedl``) reads checkpoints
+    through its own ``_safe_torch_load``, which allow-lists plain
+    ``getattr`` and, when weights-only loading fails, warns and loads the
+    file again with ``weights_only=False``: a checkpoint that pickles
+    ``os.system`` runs it. That function is replaced by
+    :func:`_weights_only_load`, so the file is refused instead, as on
+    OpenMMLab's mmengine (``make install`` also repairs the installed file
+    for processes that never import this package: :data:`REPAIRS`).
+
+    Upstream: unfixed in MMEngine's releases (0.10.7 is the last) and in
+    onedl-mmengine 0.10.12.
 
     Delete when: MMEngine loads its own checkpoints under torch's
-    weights-only default (an allow-list of its own).
+    weights-only default with an allow-list of its own, and never retries
+    without it.
 
     A no-op on torch < 2.6, which does not load weights-only by default.
     """
@@ -325,6 +415,9 @@ def allow_runner_checkpoints() -> None:
     if version < (2, 6):
         return
     torch.serialization.add_safe_globals(runner_checkpoint_globals())
+    from mmengine.runner import checkpoint
+    if hasattr(checkpoint, '_safe_torch_load'):  # onedl-mmengine
+        checkpoint._safe_torch_load = _weights_only_load
     _checkpoints_allowed = True
 
 

@@ -13,7 +13,7 @@ when the stack is broken, and it can be run as a script by path
     python ds2d2_mmrazor/env.py report   # print versions and repair states
     python -m ds2d2_mmrazor.env          # the same report once installed
     python ds2d2_mmrazor/env.py repair --source mmcv DIR  # an sdist in DIR
-    python ds2d2_mmrazor/env.py pins --stack mmdet3.3     # what to install
+    python ds2d2_mmrazor/env.py pins --stack onedl        # what to install
 
 The report exits non-zero, with a fix-it message, when anything is wrong.
 """
@@ -22,7 +22,7 @@ import importlib
 import os
 import platform
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 if __package__:
     from . import compat
@@ -30,10 +30,14 @@ else:  # run by path: this file's folder is on sys.path, the package not
     import compat
 
 #: The stacks ``make install`` installs (``STACK=...``) and the repairs of
-#: compat were written against (../shared/docs/stack.md: why these fit).
-#: ``full``, the default: MMRotate 1.0.0rc1 caps MMDetection at 3.1.0, which
-#: caps mmcv below 2.1. ``mmdet3.3``: the stack most MMDetection users run,
-#: horizontal boxes only (MMRotate 1.0.0rc1 refuses MMDetection 3.3).
+#: compat were written against (docs/install.md: what each holds, why these
+#: fit, their measured install and test times), by import name.
+#: ``full``, the default: OpenMMLab's last releases with MMRotate; MMRotate
+#: 1.0.0rc1 caps MMDetection at 3.1.0, which caps mmcv below 2.1.
+#: ``mmdet3.3``: OpenMMLab's last MMDetection, horizontal boxes only
+#: (MMRotate 1.0.0rc1 refuses MMDetection 3.3). ``onedl``: the maintained
+#: OneDL fork (same import names, ``onedl-*`` distributions: see
+#: :data:`DISTRIBUTIONS`), MMDetection 3.5 with MMRotate 1.2.
 STACKS = {
     'full': {
         'mmengine': '0.10.7',
@@ -48,9 +52,60 @@ STACKS = {
         'mmdet': '3.3.0',
         'mmrazor': '1.0.0',
     },
+    'onedl': {
+        'mmengine': '0.10.12',
+        'mmcv': '2.3.6',
+        'mmdet': '3.5.1',
+        'mmrotate': '1.2.1',
+        'mmrazor': '1.0.0',  # there is no OneDL MMRazor
+    },
+}
+#: A stack's distribution names where they differ from the import names.
+DISTRIBUTIONS = {
+    'onedl': {
+        'mmengine': 'onedl-mmengine',
+        'mmcv': 'onedl-mmcv',
+        'mmdet': 'onedl-mmdetection',
+        'mmrotate': 'onedl-mmrotate',
+    },
 }
 #: packages of a stack that another stack leaves out
 OPTIONAL = ('mmrotate', )
+
+
+def dist_name(stack: str, package: str) -> str:
+    """The distribution that holds import package ``package`` in ``stack``
+    (``'onedl-mmdetection'`` for ``mmdet`` in ``onedl``)."""
+    return DISTRIBUTIONS.get(stack, {}).get(package, package)
+
+
+def dist_names(package: str) -> List[str]:
+    """Every distribution of any stack that installs import package
+    ``package`` (they share its folder: at most one may be installed).
+    ``mmcv-lite``, mmcv without ops, is one of mmcv's."""
+    names = [dist_name(stack, package) for stack in STACKS]
+    if package == 'mmcv':
+        names.append('mmcv-lite')
+    return list(dict.fromkeys(names))
+
+
+def installed_dists(package: str) -> List[Tuple[str, str]]:
+    """The installed distributions of import package ``package``, as
+    ``(distribution, version)``."""
+    found = [(name, compat.dist_version(name))
+             for name in dist_names(package)]
+    return [(name, version) for name, version in found if version]
+
+
+def others(stack: str) -> List[str]:
+    """The distributions another stack would have where ``stack`` has its
+    own, or none: ``make install STACK=stack`` removes them first, since
+    they share import folders with this stack's."""
+    packages = dict.fromkeys(k for pins in STACKS.values() for k in pins)
+    return [name for package in packages for name in dist_names(package)
+            if package not in STACKS[stack] or
+            name != dist_name(stack, package)]
+
 
 FIX_IT = ('Run `make install` from the ds2d2_mmrazor checkout (it repairs '
           'the installed packages in place), or see docs/install.md, '
@@ -81,27 +136,34 @@ def _mmcv_ops() -> Optional[str]:
 
 def installed_stack() -> Optional[str]:
     """The name of the stack in :data:`STACKS` that is installed exactly
-    (none of another's optional packages included), or None."""
+    (none of another's packages included), or None."""
     for name, pins in STACKS.items():
-        if all(compat.dist_version(k) == v for k, v in pins.items()) and all(
-                compat.dist_version(k) is None
-                for k in OPTIONAL if k not in pins):
+        if all(compat.dist_version(dist_name(name, k)) == v
+               for k, v in pins.items()) and not any(
+                   compat.dist_version(d) for d in others(name)):
             return name
     return None
 
 
 def reference_stack(seen: Optional[str] = None) -> str:
     """The stack the installed packages are compared with: ``seen`` (the
-    installed one, :func:`installed_stack`, if None), else the one of the
-    installed MMDetection's minor release."""
+    installed one, :func:`installed_stack`, if None), else the one whose
+    MMDetection distribution is installed, at the same minor release for
+    OpenMMLab's."""
     seen = seen or installed_stack()
     if seen is not None:
         return seen
-    mmdet = compat.dist_version('mmdet') or ''
     for name, pins in STACKS.items():
-        if mmdet.split('.')[:2] == pins['mmdet'].split('.')[:2]:
+        mmdet = compat.dist_version(dist_name(name, 'mmdet')) or ''
+        if name in DISTRIBUTIONS and mmdet or \
+                mmdet.split('.')[:2] == pins['mmdet'].split('.')[:2]:
             return name
     return 'full'
+
+
+def stack_repairs(stack: str) -> List['compat.Repair']:
+    """The repairs of :data:`compat.REPAIRS` that ``stack`` needs."""
+    return [r for r in compat.REPAIRS if stack in r.stacks]
 
 
 def report() -> List[str]:
@@ -125,13 +187,26 @@ def report() -> List[str]:
     rows.append(('torch', torch_version or 'missing', note))
 
     for name in dict.fromkeys(k for p in STACKS.values() for k in p):
-        version, wanted = compat.dist_version(name), pins.get(name)
+        wanted, dist = pins.get(name), dist_name(stack, name)
+        found = installed_dists(name)
+        version = dict(found).get(dist) or (found[0][1] if found else None)
+        label = dist if dist != name else name
         note = ''
-        if version is None and wanted is None:
+        if len(found) > 1:
+            both = ' and '.join(f'{d} {v}' for d, v in found)
+            problems.append(f'{both} are both installed: they share the '
+                            f'{name} folder; `make install` keeps one')
+            note = f'also installed: {both}'
+        elif found and found[0][0] != dist:
+            label = found[0][0]
+            note = f'the {stack} stack has {dist} instead'
+            problems.append(f'{found[0][0]} is installed where the {stack} '
+                            f'stack has {dist}')
+        elif version is None and wanted is None:
             note = ('not in this stack: oriented boxes (DIOR-R, DOTA) need '
                     'it; `make install` installs the full stack')
         elif version is None:
-            problems.append(f'{name} is not installed (want {wanted})')
+            problems.append(f'{dist} is not installed (want {wanted})')
         elif wanted is None:
             note = f'not part of the {stack} stack'
         elif version != wanted:
@@ -144,7 +219,7 @@ def report() -> List[str]:
             if ops_error:
                 problems.append('mmcv was built without ops or does not match '
                                 f'torch: {ops_error}')
-        rows.append((name, version or 'missing', note))
+        rows.append((label, version or 'missing', note))
 
     for name in ('PyWavelets', 'joblib', 'pycocotools'):
         version = compat.dist_version(name)
@@ -160,7 +235,7 @@ def report() -> List[str]:
     width = max(len(r[0]) for r in rows)
     if seen is None:
         print(f'Stack: none of the verified ones; compared with {stack!r} '
-              '(`make install`, or `make install STACK=mmdet3.3`)')
+              '(`make install STACK=...`: ' + ', '.join(STACKS) + ')')
     else:
         print(f'Stack: {stack}' + (' (horizontal boxes only: no MMRotate)'
                                    if absent else
@@ -169,13 +244,13 @@ def report() -> List[str]:
     for name, version, note in rows:
         print(f'  {name:<{width}}  {version:<12} {note}'.rstrip())
 
-    print('Repairs of released upstream defects')
+    print(f'Repairs of released upstream defects (n/a: not needed on the '
+          f'{stack} stack)')
+    needed = stack_repairs(stack)
     for repair in compat.REPAIRS:
-        state = repair.state()
-        if repair.package in absent and \
-                compat.dist_version(repair.package) is None:
-            state = 'n/a'  # the package is not part of this stack
-        print(f'  {state:<8} {repair.name}')
+        state = repair.state() if repair in needed else 'n/a'
+        print(f'  {state:<8} {repair.name} ({repair.package} '
+              f'{repair.version})')
         if state not in ('applied', 'n/a'):
             problems.append(f'repair {repair.name} is {state}')
 
@@ -183,7 +258,7 @@ def report() -> List[str]:
     for module in ('mmdet.models', 'mmrotate.models', 'mmrazor.models',
                    'ds2d2_mmrazor'):
         if module.split('.')[0] in absent and \
-                compat.dist_version(module.split('.')[0]) is None:
+                not installed_dists(module.split('.')[0]):
             print(f'  {"n/a":<8} {module}')
             continue
         error = _check_import(module)
@@ -220,13 +295,18 @@ def sdist_version(root: str) -> Optional[str]:
     return None
 
 
-def repair(source: Optional[Sequence[str]]) -> int:
-    """The repair command: installed packages, or an sdist's source."""
+def repair(source: Optional[Sequence[str]],
+           stack: Optional[str] = None) -> int:
+    """The repair command: installed packages, or an sdist's source.
+
+    Args:
+        source (Sequence[str], optional): ``(package, folder)`` of an
+            unpacked sdist; None: the installed packages.
+        stack (str, optional): The stack whose repairs to apply to the
+            installed packages. Defaults to :func:`reference_stack`.
+    """
     if source is None:
-        # a package another stack has and this one has not: nothing to do
-        repairs = [r for r in compat.REPAIRS if not (
-            r.package in OPTIONAL and compat.dist_version(r.package) is None)]
-        compat.apply_repairs(repairs)
+        compat.apply_repairs(stack_repairs(stack or reference_stack()))
         return 0
     package, root = source
     known = [r for r in compat.SOURCE_REPAIRS if r.package == package]
@@ -253,21 +333,26 @@ def main(argv: Optional[List[str]] = None) -> int:
         help='repair: apply the source repairs of PACKAGE to its unpacked '
         'sdist in DIR (before it is built), not the installed packages')
     parser.add_argument(
-        '--stack', choices=sorted(STACKS), default='full',
+        '--stack', choices=sorted(STACKS), default=None,
         help="pins: the stack whose versions to print, as shell variables "
-        "MMCV_VERSION and PINS (`make install` evaluates them)")
+        "MMCV_VERSION, MMCV_DIST, PINS and OTHERS (`make install` "
+        "evaluates them; default full); repair: the stack whose repairs to "
+        "apply (default: the installed one)")
     args = parser.parse_args(argv)
     if args.source and args.command != 'repair':
         parser.error('--source goes with the repair command')
     if args.command == 'pins':
-        pins = dict(STACKS[args.stack])
+        stack = args.stack or 'full'
+        pins = dict(STACKS[stack])
         print(f'MMCV_VERSION={pins.pop("mmcv")}')
-        print("PINS='" + ' '.join(f'{k}=={v}' for k, v in pins.items())
-              + "'")
+        print(f'MMCV_DIST={dist_name(stack, "mmcv")}')
+        print("PINS='" + ' '.join(f'{dist_name(stack, k)}=={v}'
+                                  for k, v in pins.items()) + "'")
+        print("OTHERS='" + ' '.join(others(stack)) + "'")
         return 0
     if args.command == 'repair':
         try:
-            return repair(args.source)
+            return repair(args.source, args.stack)
         except ValueError as e:
             parser.error(str(e))
         except compat.RepairError as e:

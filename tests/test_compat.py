@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 # importing ds2d2_mmrazor allow-lists the Runner globals
-from ds2d2_mmrazor import compat
+from ds2d2_mmrazor import compat, env
 from ds2d2_mmrazor.compat import (Repair, RepairError, _history_buffer_method,
                                   runner_checkpoint_globals)
 
@@ -29,9 +29,9 @@ PACKAGE = osp.dirname(compat.__file__)
 # text repairs
 # --------------------------------------------------------------------------
 def installed_repairs():
-    """The repairs of this stack's packages (the mmdet 3.3 stack has no
-    MMRotate)."""
-    return [r for r in compat.REPAIRS if compat.dist_version(r.package)]
+    """The repairs this stack needs (env.STACKS; each repair names its
+    stacks)."""
+    return env.stack_repairs(env.reference_stack())
 
 
 def test_every_repair_is_applied_in_this_environment():
@@ -43,12 +43,33 @@ def test_repairs_are_idempotent():
     assert compat.apply_repairs(installed_repairs(), verbose=False) == []
 
 
-@pytest.mark.parametrize('repair', compat.REPAIRS + compat.SOURCE_REPAIRS,
-                         ids=lambda r: r.name)
-def test_every_repair_says_why_and_when_to_delete_it(repair):
+@pytest.mark.parametrize(
+    'repair', compat.REPAIRS + compat.mmcv_source_repairs('2.14.0'),
+    ids=lambda r: f'{r.name}-{r.version}')
+def test_every_repair_says_why_when_to_delete_it_and_its_stacks(repair):
     assert repair.version and repair.old and repair.new
     assert repair.old != repair.new and repair.count >= 1
     assert len(repair.why) > 40 and len(repair.delete_when) > 20
+    assert repair.stacks and set(repair.stacks) <= set(env.STACKS)
+    # one stack's release of the package each (e.g. mmrotate 1.0.0rc1's
+    # repair is not applied to onedl-mmrotate 1.2.1)
+    assert {env.STACKS[s].get(repair.package, repair.version)
+            for s in repair.stacks} == {repair.version}
+
+
+def test_each_stack_gets_its_own_repairs():
+    names = {s: {(r.name, r.version) for r in env.stack_repairs(s)}
+             for s in env.STACKS}
+    mmrazor = {(r.name, r.version) for r in compat.REPAIRS
+               if r.package == 'mmrazor' and 'mmcv' not in r.new}
+    assert len(mmrazor) == 4 and all(mmrazor <= n for n in names.values())
+    assert names['full'] - mmrazor == {
+        ('mmrotate/models/detectors/refine_single_stage.py', '1.0.0rc1')}
+    assert names['mmdet3.3'] == mmrazor
+    assert names['onedl'] - mmrazor == {
+        ('mmrazor/__init__.py', '1.0.0'),
+        ('mmrotate/models/detectors/h2rbox_v2.py', '1.2.1'),
+        ('mmengine/runner/checkpoint.py', '0.10.12')}
 
 
 @pytest.mark.parametrize('shim', [
@@ -159,12 +180,14 @@ def test_cxx_standard_follows_the_torch_headers(torch_version, standard):
     repairs = compat.mmcv_source_repairs(torch_version)
     assert {r.version: r.new for r in repairs} == (
         {'2.0.1': 'c++17'} if standard == 'c++17' else
-        {'2.0.1': 'c++20', '2.1.0': 'c++20'})
+        {'2.0.1': 'c++20', '2.1.0': 'c++20', '2.3.6': 'c++20'})
 
 
-def test_source_repair_of_mmcv_2_1_for_torch_2_14(tmp_path):
-    """As the released mmcv 2.1.0 setup.py (its 5 `c++17`: Linux, Windows
-    and MLU flags, one comment), built against torch >= 2.14."""
+@pytest.mark.parametrize('version', ['2.1.0', '2.3.6'])
+def test_source_repair_of_mmcv_2_1_for_torch_2_14(tmp_path, version):
+    """As the released mmcv 2.1.0 and onedl-mmcv 2.3.6 setup.py (their 5
+    `c++17`: Linux, Windows and MLU flags, one comment), built against
+    torch >= 2.14."""
     released = ("    extra_compile_args['cxx'] = ['-std=c++14']\n"
                 "    extra_compile_args['cxx'] = ['-std=c++17']\n"
                 "    extra_compile_args['cxx'] = ['/std:c++17']\n"
@@ -173,7 +196,7 @@ def test_source_repair_of_mmcv_2_1_for_torch_2_14(tmp_path):
                 "    extra_compile_args['nvcc'] += ['-std=c++17']\n")
     (tmp_path / 'setup.py').write_text(released)
     repairs = [r for r in compat.mmcv_source_repairs('2.14.1')
-               if r.version == '2.1.0']
+               if r.version == version]
     assert compat.apply_repairs(repairs, root=str(tmp_path),
                                 verbose=False) == ['mmcv/setup.py']
     assert (tmp_path / 'setup.py').read_text() == \
@@ -304,6 +327,17 @@ def interrupted(tmp_path_factory):
     return work_dir
 
 
+def _run_fresh(code):
+    """Run Python ``code`` in a fresh process that never imports
+    ds2d2_mmrazor, weights-only loading on; its output lines."""
+    env = {k: v for k, v in os.environ.items()
+           if k != 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'}
+    result = subprocess.run([sys.executable, '-c', code], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()
+
+
 def _load_without_allow_list(ckpt):
     """In a fresh process that never imports ds2d2_mmrazor: the globals the
     checkpoint needs beyond torch's defaults, and torch.load's error."""
@@ -317,12 +351,7 @@ def _load_without_allow_list(ckpt):
             'except Exception as e:\n'
             '    error = str(e)\n'
             'print(json.dumps(dict(needed=needed, error=error)))\n')
-    env = {k: v for k, v in os.environ.items()
-           if k != 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'}
-    result = subprocess.run([sys.executable, '-c', code], env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(_run_fresh(code)[-1])
 
 
 @needs_weights_only_default
@@ -382,6 +411,100 @@ def test_other_globals_are_still_refused(tmp_path, payload, message):
     torch.save({'state_dict': {}, 'x': payload}, path)
     with pytest.raises(Exception, match=message):
         torch.load(path)
+
+
+class _Touch:
+    """Unpickles as os.system('touch MARKER'): arbitrary code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+def _load_with(loader, path):
+    from mmengine.runner import CheckpointLoader, load_checkpoint
+
+    from ds2d2_mmrazor.utils.stage_checkpoint import stage_state_dict
+    if loader == 'torch.load':
+        return torch.load(path)
+    if loader == 'stage_state_dict':
+        return stage_state_dict(path)
+    if loader == 'CheckpointLoader':
+        return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    return load_checkpoint(nn.Linear(2, 1), path, map_location='cpu')
+
+
+@needs_weights_only_default
+@pytest.mark.parametrize('loader', ['torch.load', 'stage_state_dict',
+                                    'CheckpointLoader', 'load_checkpoint'])
+def test_checkpoint_that_runs_code_is_refused_before_it_runs(
+        tmp_path, loader):
+    """On every stack (onedl-mmengine's own loader retries without
+    weights-only loading: compat replaces it)."""
+    marker = tmp_path / 'payload-ran'
+    path = str(tmp_path / 'evil.pth')
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': _Touch(marker)},
+               path)
+    with pytest.raises(Exception, match='posix.system|os.system'):
+        _load_with(loader, path)
+    assert not marker.exists()
+
+
+@needs_weights_only_default
+def test_checkpoint_that_runs_code_is_refused_without_this_package(
+        tmp_path):
+    """MMEngine's load_checkpoint in a process that never imports
+    ds2d2_mmrazor: refused as released (mmengine 0.10.7) or as repaired
+    by `make install` (onedl-mmengine)."""
+    marker = tmp_path / 'payload-ran'
+    path = str(tmp_path / 'evil.pth')
+    torch.save({'state_dict': {}, 'x': _Touch(marker)}, path)
+    code = ('import sys, torch\n'
+            'from mmengine.runner import load_checkpoint\n'
+            'try:\n'
+            f'    load_checkpoint(torch.nn.Linear(2, 1), {path!r})\n'
+            'except Exception as e:\n'
+            '    print(type(e).__name__)\n'
+            'print(sorted(m for m in sys.modules if m.startswith("ds2d2")))\n')
+    assert _run_fresh(code)[-2:] == ['UnpicklingError', '[]']
+    assert not marker.exists()
+
+
+def test_onedl_loader_is_replaced_by_a_weights_only_one(monkeypatch):
+    """onedl-mmengine's _safe_torch_load (allow-lists plain getattr, then
+    retries with weights_only=False) is swapped for torch.load
+    weights-only; simulated here on any MMEngine."""
+    from mmengine.runner import checkpoint
+
+    def retrying_load(file, map_location=None, weights_only=None):
+        raise AssertionError('the retrying loader must not be called')
+
+    monkeypatch.setattr(checkpoint, '_safe_torch_load', retrying_load,
+                        raising=False)
+    monkeypatch.setattr(compat, '_checkpoints_allowed', False)
+    compat.allow_runner_checkpoints()
+    assert checkpoint._safe_torch_load is compat._weights_only_load
+
+
+@needs_weights_only_default
+def test_weights_only_load_refuses_and_never_retries(tmp_path, monkeypatch):
+    calls = []
+    real = torch.load
+    monkeypatch.setattr(torch, 'load', lambda *a, **k: calls.append(k) or
+                        real(*a, **k))
+    path = str(tmp_path / 'evil.pth')
+    torch.save({'x': _Touch(tmp_path / 'ran')}, path)
+    with pytest.raises(Exception, match='posix.system|os.system'):
+        compat._weights_only_load(path, map_location='cpu')
+    assert calls == [dict(map_location='cpu', weights_only=True)]
+    assert not (tmp_path / 'ran').exists()
+    # a caller that asks for a full unpickle explicitly still gets it
+    good = str(tmp_path / 'good.pth')
+    torch.save({'w': torch.ones(2)}, good)
+    assert compat._weights_only_load(good, weights_only=False)['w'].sum() \
+        == 2
 
 
 def test_restricted_getattr_allows_only_statistics():

@@ -84,6 +84,16 @@ fi
 if [ "$FETCH" = 1 ]; then
   PY=${PYTHON:-.venv/bin/python}
   PYVER=${PYVER:-3.12}
+  # CARRIED and MMCV_VERSION are the full stack's (docs/install.md)
+  stack=$("$PY" -c 'import sys; sys.path.insert(0, "ds2d2_mmrazor")
+import env; print(env.installed_stack())')
+  if [ "$stack" != full ]; then
+    echo "gpu_check.sh: --fetch-wheels carries the full stack (mmcv" \
+         "$MMCV_VERSION, mmdet 3.1.0, mmrotate 1.0.0rc1), but $PY has the" \
+         "$stack stack: give PYTHON a full-stack virtualenv's python" \
+         "(make install STACK=full VENV=.venv-full)" >&2
+    exit 2
+  fi
   rm -rf "$WHEELS" && mkdir -p "$WHEELS"
   pins=$("$PY" - "${CARRIED[@]}" <<'EOF'
 import importlib.metadata as m, sys
@@ -166,7 +176,7 @@ assert mmcv.__version__ == '$MMCV_VERSION'; ext_loader.load_ext('_ext', ['nms'])
     rm -rf "$src"
   fi
   echo "==> repairs of released upstream defects"
-  "$PY" ds2d2_mmrazor/env.py repair
+  "$PY" ds2d2_mmrazor/env.py repair --stack full
   if [ "$BUILD_ONLY" = 1 ]; then
     echo "==> set up in $SITE; run the checks with the same --site"
     exit 0

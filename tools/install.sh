@@ -2,14 +2,17 @@
 # Install the verified OpenMMLab stack and this package into a virtualenv.
 #
 #   bash tools/install.sh                  (what `make install` runs)
-#   STACK=mmdet3.3 bash tools/install.sh   (`make install STACK=mmdet3.3`)
+#   STACK=onedl bash tools/install.sh      (`make install STACK=onedl`)
 #
 # Idempotent: every step checks first and skips what is already in place,
 # so a second run takes seconds. Settings (environment variables):
 #   STACK       full: mmdet 3.1.0, mmcv 2.0.1 and MMRotate 1.0.0rc1
 #               (horizontal and oriented boxes); mmdet3.3: mmdet 3.3.0,
-#               mmcv 2.1.0, no MMRotate (horizontal boxes). Default: the
-#               stack the virtualenv has (so `make test` keeps it), else full
+#               mmcv 2.1.0, no MMRotate (horizontal boxes); onedl: the
+#               OneDL fork, mmdet 3.5.1, mmcv 2.3.6, MMRotate 1.2.1 (both).
+#               Default: the stack the virtualenv has (so `make test` keeps
+#               it), else full. Another stack's packages in the virtualenv
+#               are removed first (they share import folders).
 #   VENV        virtualenv to create/use                 (default .venv)
 #   PYTHON      interpreter that creates the virtualenv  (default python3)
 #   TORCH_SPEC  what pip installs when the venv has no torch >= 2.1
@@ -17,7 +20,7 @@
 #   DS2D2_CACHE where the built mmcv wheels are kept, outside the clone so
 #               every clone on this machine reuses them
 #               (default ~/.cache/ds2d2_mmrazor)
-# Why each version, and what is repaired: ../shared/docs/stack.md,
+# Why each version, and what is repaired: docs/install.md,
 # ds2d2_mmrazor/env.py (STACKS, the versions) and ds2d2_mmrazor/compat.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,12 +33,14 @@ CACHE=${DS2D2_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ds2d2_mmrazor}
 # the stack asked for, else the one this virtualenv has, else the full one
 STACK_FILE=$VENV/.ds2d2_mmrazor-stack
 STACK=${STACK:-$(cat "$STACK_FILE" 2>/dev/null || echo full)}
-# MMCV_VERSION and PINS (the rest of the stack) from ds2d2_mmrazor/env.py
+# MMCV_VERSION, MMCV_DIST, PINS (the rest of the stack) and OTHERS (other
+# stacks' distributions of the same import packages) from env.py
 pins=$("$PYTHON" ds2d2_mmrazor/env.py pins --stack "$STACK")
 eval "$pins"
 read -r -a PINS <<< "$PINS"
+read -r -a OTHERS <<< "$OTHERS"
 EXTRAS=tests,mim
-case " ${PINS[*]} " in *" mmrotate=="*) EXTRAS=$EXTRAS,rotated ;; esac
+case " ${PINS[*]} " in *"mmrotate=="*) EXTRAS=$EXTRAS,rotated ;; esac
 
 PY=$VENV/bin/python
 PIP=("$PY" -m pip --disable-pip-version-check)
@@ -70,7 +75,27 @@ else
 fi
 took
 
-step "mmcv $MMCV_VERSION with compiled ops" \
+step "other stacks' packages" "seconds"
+present=$("$PY" -c "import importlib.metadata as m
+for name in '${OTHERS[*]}'.split():
+    try:
+        m.version(name)
+        print(name)
+    except m.PackageNotFoundError:
+        pass")
+if [ -n "$present" ]; then
+  # They share import folders with this stack's: removing them deletes
+  # files of this stack's packages too, so those are reinstalled as well.
+  own=("$MMCV_DIST" "${PINS[@]%%==*}")
+  echo "    removing $(echo $present) (and reinstalling ${own[*]})"
+  # shellcheck disable=SC2086
+  "${PIP[@]}" uninstall -q -y $present "${own[@]}"
+else
+  echo "    none"
+fi
+took
+
+step "$MMCV_DIST $MMCV_VERSION with compiled ops" \
   "~10 min to build on 2 cores the first time on a machine, seconds after"
 if py_ok "import mmcv, mmcv.ops; from mmcv.utils import ext_loader
 assert mmcv.__version__ == '$MMCV_VERSION'; ext_loader.load_ext('_ext', ['nms'])"; then
@@ -79,19 +104,20 @@ else
   # One wheel per (torch build, python): the ops link against torch.
   key=$("$PY" -c 'import sys, torch
 print(f"torch{torch.__version__}-cp{sys.version_info[0]}{sys.version_info[1]}")')
-  wheels=$CACHE/mmcv-$MMCV_VERSION-$key
-  if ! ls "$wheels"/mmcv-*.whl >/dev/null 2>&1; then
+  wheels=$CACHE/$MMCV_DIST-$MMCV_VERSION-$key
+  if ! ls "$wheels"/*.whl >/dev/null 2>&1; then
     src=$(mktemp -d)
     trap 'rm -rf "$src"' EXIT
     echo "    building: no cached wheel in $wheels"
     "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \
-      "mmcv==$MMCV_VERSION" -d "$src"
-    tar -xzf "$src/mmcv-$MMCV_VERSION.tar.gz" -C "$src"
+      "$MMCV_DIST==$MMCV_VERSION" -d "$src"
+    tar -xzf "$src"/*.tar.gz -C "$src"
+    tree=$(find "$src" -mindepth 1 -maxdepth 1 -type d)
     # e.g. torch >= 2.1 headers need C++17, mmcv 2.0.1 hard-codes c++14
     # (ds2d2_mmrazor/compat.py, SOURCE_REPAIRS; per mmcv version).
-    "$PY" ds2d2_mmrazor/env.py repair --source mmcv "$src/mmcv-$MMCV_VERSION"
+    "$PY" ds2d2_mmrazor/env.py repair --source mmcv "$tree"
     # CUDA ops are built when torch sees a GPU (or FORCE_CUDA=1 is set).
-    (cd "$src/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 \
+    (cd "$tree" && MMCV_WITH_OPS=1 \
       MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" wheel -q --no-deps \
       --no-build-isolation -w "$wheels.tmp" .)
     mv "$wheels.tmp" "$wheels"
@@ -99,8 +125,8 @@ print(f"torch{torch.__version__}-cp{sys.version_info[0]}{sys.version_info[1]}")'
     echo "    using cached wheel from $wheels"
   fi
   # Replace any mmcv without working ops (e.g. mmcv-lite or a wrong build).
-  "${PIP[@]}" uninstall -q -y mmcv mmcv-lite 2>/dev/null || true
-  "${PIP[@]}" install -q "$wheels"/mmcv-*.whl "${PINS[0]}"
+  "${PIP[@]}" uninstall -q -y "$MMCV_DIST" mmcv-lite 2>/dev/null || true
+  "${PIP[@]}" install -q "$wheels"/*.whl "${PINS[0]}"
 fi
 took
 
@@ -115,10 +141,6 @@ want = dict(s.split('==') for s in '${PINS[*]}'.split())
 sys.exit(any(m.version(k) != v for k, v in want.items()))"; then
   echo "    present"
 else
-  if [ "$EXTRAS" = tests,mim ]; then
-    # MMRotate 1.0.0rc1 refuses mmdet > 3.1 at import: not in this stack
-    "${PIP[@]}" uninstall -q -y mmrotate 2>/dev/null || true
-  fi
   "${PIP[@]}" install -q "${PINS[@]}"
   # This package, editable, with its declared dependencies and test tools.
   "${PIP[@]}" install -q --no-build-isolation -e ".[$EXTRAS]"
@@ -128,7 +150,7 @@ echo "$STACK" > "$STACK_FILE"
 took
 
 step "repairs of released upstream defects" "a second"
-"$PY" ds2d2_mmrazor/env.py repair
+"$PY" ds2d2_mmrazor/env.py repair --stack "$STACK"
 took
 
 printf '\nInstalled in %ds. Check it any time with `make env`.\n' \

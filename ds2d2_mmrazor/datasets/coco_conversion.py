@@ -149,8 +149,9 @@ def dota_to_coco(split_dir: str,
     Args:
         split_dir (str): The split's folder, with ``annfiles/*.txt`` and
             ``images/*.png`` (which the file names are relative to).
-        img_shape (tuple[int, int]): Patch ``(height, width)``. Defaults to
-            (1024, 1024).
+        img_shape (tuple[int, int]): The split's patch ``(height, width)``,
+            which no patch may exceed; smaller (border) patches keep their
+            own size. Defaults to (1024, 1024).
         diff_thr (int): Objects with a difficulty above it become
             ``iscrowd=1``. Defaults to 100 (none: MMRotate's default).
 
@@ -160,21 +161,21 @@ def dota_to_coco(split_dir: str,
     Raises:
         FileNotFoundError: If ``annfiles`` or patch images are missing.
         ValueError: On the loader's errors (see ``read_dota_txt``), for a
-            raw (unsplit) label file and for images of another size than
+            raw (unsplit) label file and for images larger than
             ``img_shape`` (as ``DOTAPatchDataset``: see
             :mod:`~ds2d2_mmrazor.datasets.dota_patches`).
     """
     ann_dir = osp.join(split_dir, 'annfiles')
-    height, width = img_shape
     patch_ids = list_patches(ann_dir)
-    check_patch_images(
+    sizes = check_patch_images(
         [osp.join(split_dir, 'images', f'{p}.png') for p in patch_ids],
         img_shape)
     images = [
         dict(file_name=f'{patch_id}.png', width=width, height=height,
              instances=read_patch_txt(
                  osp.join(ann_dir, f'{patch_id}.txt'), DOTA_CLASSES,
-                 img_shape, diff_thr))
-        for patch_id in track_iter_progress(patch_ids)
+                 (height, width), diff_thr))
+        for patch_id, (height, width) in track_iter_progress(
+            list(zip(patch_ids, sizes)))
     ]
     return to_coco(images, DOTA_CLASSES)

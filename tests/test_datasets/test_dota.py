@@ -127,27 +127,56 @@ def test_raw_label_file_is_an_error_giving_the_split_command(
         assert SPLIT_COMMAND in f.read()
 
 
-def test_patch_of_another_size_is_an_error_naming_it(dota):
+def test_border_patch_loads_at_its_own_size(dota):
+    """img_split --no-padding leaves a scene's border patches smaller than
+    the split size: each keeps its size, and its boxes are checked against
+    it."""
     import mmcv
     import numpy as np
     images = osp.join(dota, 'train', 'images')
-    small = osp.join(images, 'P0001__64__0___0.png')
-    mmcv.imwrite(np.zeros((48, SIZE, 3), np.uint8), small)  # 48 high
+    mmcv.imwrite(np.zeros((48, 40, 3), np.uint8),
+                 osp.join(images, 'P0002__64__0___0.png'))
+    mmcv.imwrite(np.zeros((48, SIZE, 3), np.uint8),  # box 2: y 40..70
+                 osp.join(images, 'P0001__64__0___0.png'))
+    for ann_file in ('train/annfiles/', ''):  # unannotated patches too
+        dataset = build(dota, ann_file=ann_file)
+        assert [(info['img_id'], info['height'], info['width'])
+                for info in map(dataset.get_data_info, range(3))] == [
+                    ('P0000__64__0___0', SIZE, SIZE),
+                    ('P0001__64__0___0', 48, SIZE),
+                    ('P0002__64__0___0', 48, 40)]
+    assert dataset.img_shape == (SIZE, SIZE)
+    # a box entirely outside its (smaller) patch is refused, naming it
+    mmcv.imwrite(np.zeros((32, SIZE, 3), np.uint8),
+                 osp.join(images, 'P0001__64__0___0.png'))
+    txt = osp.join(dota, 'train', 'annfiles', 'P0001__64__0___0.txt')
+    with pytest.raises(ValueError, match='^' + re.escape(
+            f'{txt}: line 2 has quadrilateral [40.5, 40.0, 60.0, 40.0, 60.0, '
+            '70.0, 40.5, 70.0] outside the')):
+        build(dota)
+
+
+def test_larger_patch_or_non_image_is_an_error_naming_it(dota):
+    import mmcv
+    import numpy as np
+    images = osp.join(dota, 'train', 'images')
+    large = osp.join(images, 'P0001__64__0___0.png')
+    mmcv.imwrite(np.zeros((80, SIZE, 3), np.uint8), large)  # 80 high
     broken = osp.join(images, 'P0002__64__0___0.png')
     with open(broken, 'wb') as f:
         f.write(b'not a png')
     with pytest.raises(ValueError, match='^' + re.escape(
-            '2 of 3 DOTA patch images are not img_shape (64, 64) (height, '
-            f'width):\n  {small} is (48, 64)\n  {broken} is not an image '
-            '(cannot identify image file')) as error:
+            '2 of 3 DOTA patch images are larger than img_shape (64, 64) '
+            f'(height, width), or not images:\n  {large} is (80, 64)\n  '
+            f'{broken} is not an image (cannot identify image file')) \
+            as error:
         build(dota)
     assert str(error.value).endswith(
         "set img_shape to the patch size the split was cut with "
-        "(img_split.py's --sizes), or split again without --no-padding "
-        "(which leaves the patches at a scene's border smaller); raw DOTA "
-        'scenes must be split first (docs/datasets.md, "DOTA v1.0")')
+        "(img_split.py's --sizes); raw DOTA scenes must be split first "
+        '(docs/datasets.md, "DOTA v1.0")')
     # unannotated test patches too
-    with pytest.raises(ValueError, match=re.escape(f'{small} is (48, 64)')):
+    with pytest.raises(ValueError, match=re.escape(f'{large} is (80, 64)')):
         build(dota, ann_file='')
 
 
@@ -203,8 +232,12 @@ def test_unannotated_test_patches_are_listed_as_mmrotate_does(dota):
     dataset = DOTAPatchDataset(
         data_root=dota, ann_file='', data_prefix=dict(img_path='val/images/'),
         img_shape=(SIZE, SIZE), pipeline=[], test_mode=True)
-    assert sorted(dataset.get_data_info(i)['img_id'] for i in range(3)) == \
-        sorted(PATCHES)
+    infos = [dataset.get_data_info(i) for i in range(3)]
+    assert [info['img_id'] for info in infos] == sorted(PATCHES)
+    assert infos[0]['instances'] == [  # MMRotate's placeholder
+        dict(bbox=[], bbox_label=[], ignore_flag=0)]
+    assert infos[0]['img_path'] == osp.join(dota, 'val', 'images',
+                                            'P0000__64__0___0.png')
 
 
 def test_config_trains_on_train_and_evaluates_on_val(dota):

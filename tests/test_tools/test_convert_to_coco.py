@@ -208,6 +208,30 @@ def test_cli_and_dior_coco_config_round_trip(dior, capsys):
     assert results['bbox_mAP'] == pytest.approx(1.0)
 
 
+def test_dota_border_patch_keeps_its_own_size(tmp_path):
+    """img_split --no-padding: a scene's border patch is smaller than the
+    split size; a larger one is refused."""
+    import mmcv
+    import numpy as np
+    root = make_dota_split(str(tmp_path), PATCHES)
+    split = osp.join(root, 'train')
+    image = osp.join(split, 'images', 'P0001__64__0___0.png')
+    mmcv.imwrite(np.zeros((48, 50, 3), np.uint8), image)
+    coco = dota_to_coco(split, (SIZE, SIZE))
+    assert [(i['file_name'], i['height'], i['width'])
+            for i in coco['images']] == [
+                ('P0000__64__0___0.png', SIZE, SIZE),
+                ('P0001__64__0___0.png', 48, 50),
+                ('P0002__64__0___0.png', SIZE, SIZE)]
+    # clipped to the patch's own border now: x to 50, y to 48
+    assert coco['annotations'][2]['bbox'] == [40.5, 40, 9.5, 8]
+    mmcv.imwrite(np.zeros((SIZE, 65, 3), np.uint8), image)
+    with pytest.raises(ValueError, match=re.escape(
+            f'larger than img_shape (64, 64) (height, width), or not '
+            f'images:\n  {image} is (64, 65)')):
+        dota_to_coco(split, (SIZE, SIZE))
+
+
 def test_dota_conversion_checks_the_patches_as_the_loader(tmp_path):
     """A missing image and a raw (unsplit) label file are refused as
     DOTAPatchDataset refuses them, naming the file."""

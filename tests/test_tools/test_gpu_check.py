@@ -8,6 +8,7 @@ import os.path as osp
 import re
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 import torch
@@ -242,9 +243,35 @@ def _key(name: str) -> str:
     return re.sub(r'[-_.]+', '-', name).lower()
 
 
-def test_carried_wheels_and_the_device_image_cover_the_stack():
-    """Every distribution the installed stack requires, transitively, is
-    carried, on the GPU machines' image, or built there (mmcv)."""
+def installed_requires(name: str):
+    """A distribution's requirements as installed in this interpreter's
+    site-packages (not a checkout's ds2d2_mmrazor.egg-info on sys.path,
+    which the last editable install of any virtualenv wrote)."""
+    site = sysconfig.get_paths()['purelib']
+    dist = next(iter(importlib.metadata.distributions(name=name,
+                                                      path=[site])), None)
+    return (dist or importlib.metadata.distribution(name)).requires or []
+
+
+def test_carried_wheels_and_the_device_image_cover_the_stack(tmp_path):
+    """Every distribution the full stack requires, transitively, is
+    carried, on the GPU machines' image, or built there (mmcv); from a
+    virtualenv of another stack, gpu_check.sh refuses to fetch them."""
+    from ds2d2_mmrazor import env
+    stack = env.installed_stack()
+    if stack != 'full':
+        wheels = tmp_path / 'wheels'
+        result = subprocess.run(
+            ['bash', SCRIPT, '--fetch-wheels', '--wheels', str(wheels)],
+            cwd=REPO, env=dict(os.environ, PYTHON=sys.executable),
+            capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2
+        assert result.stderr.startswith(
+            'gpu_check.sh: --fetch-wheels carries the full stack (mmcv '
+            f'2.0.1, mmdet 3.1.0, mmrotate 1.0.0rc1), but {sys.executable} '
+            f'has the {stack} stack')
+        assert not wheels.exists()
+        return
     carried = {_key(n) for n in script_array('CARRIED')}
     on_device = {_key(n) for n in script_array('ON_DEVICE')}
     needed, todo = set(), ['ds2d2_mmrazor']
@@ -255,7 +282,7 @@ def test_carried_wheels_and_the_device_image_cover_the_stack():
         needed.add(name)
         if name in on_device:
             continue  # the image installed its own requirements
-        for text in importlib.metadata.requires(name) or []:
+        for text in installed_requires(name):
             req = Requirement(text)
             if req.marker is None or req.marker.evaluate({'extra': ''}):
                 todo.append(req.name)
