@@ -59,6 +59,12 @@ class DOTAPatchDataset(DOTADataset):
     def __init__(self,
                  img_shape: Tuple[int, int] = (1024, 1024),
                  **kwargs) -> None:
+        if len(img_shape) != 2 or not all(
+                isinstance(v, int) and v > 0 for v in img_shape):
+            raise ValueError(
+                f'{type(self).__name__}: img_shape must be the split\'s '
+                f'patch (height, width), two positive integers, got '
+                f'{img_shape!r}')
         self.img_shape = tuple(img_shape)
         # MMRotate 1.0's DOTADataset takes (and sets) img_shape, 1.2's not
         if 'img_shape' in inspect.signature(DOTADataset.__init__).parameters:

@@ -39,9 +39,10 @@ def dota(tmp_path):
 def build(root, split='train', **kwargs):
     from ds2d2_mmrazor.datasets import DOTAPatchDataset
     kwargs.setdefault('ann_file', f'{split}/annfiles/')
+    kwargs.setdefault('img_shape', (SIZE, SIZE))
     return DOTAPatchDataset(
         data_root=root, data_prefix=dict(img_path=f'{split}/images/'),
-        img_shape=(SIZE, SIZE), pipeline=[], test_mode=True, **kwargs)
+        pipeline=[], test_mode=True, **kwargs)
 
 
 def test_registered_in_mmrotate_with_its_classes():
@@ -154,6 +155,14 @@ def test_border_patch_loads_at_its_own_size(dota):
             f'{txt}: line 2 has quadrilateral [40.5, 40.0, 60.0, 40.0, 60.0, '
             '70.0, 40.5, 70.0] outside the')):
         build(dota)
+
+
+@pytest.mark.parametrize('img_shape', [(64, ), (64, 0), (64.0, 64)])
+def test_bad_img_shape_is_an_error(dota, img_shape):
+    with pytest.raises(ValueError, match=re.escape(
+            "DOTAPatchDataset: img_shape must be the split's patch (height, "
+            f'width), two positive integers, got {img_shape!r}')):
+        build(dota, img_shape=img_shape)
 
 
 def test_larger_patch_or_non_image_is_an_error_naming_it(dota):
