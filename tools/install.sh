@@ -85,8 +85,9 @@ for name in '${OTHERS[*]}'.split():
         pass")
 if [ -n "$present" ]; then
   # They share import folders with this stack's: removing them deletes
-  # files of this stack's packages too, so those are reinstalled as well.
-  own=("$MMCV_DIST" "${PINS[@]%%==*}")
+  # files of this stack's packages too, so those are reinstalled as well,
+  # and this package, whose requirements name the other stack's.
+  own=("$MMCV_DIST" "${PINS[@]%%==*}" ds2d2_mmrazor)
   echo "    removing $(echo $present) (and reinstalling ${own[*]})"
   # shellcheck disable=SC2086
   "${PIP[@]}" uninstall -q -y $present "${own[@]}"
