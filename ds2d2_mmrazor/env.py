@@ -197,18 +197,18 @@ def report() -> List[str]:
             problems.append(f'{both} are both installed: they share the '
                             f'{name} folder; `make install` keeps one')
             note = f'also installed: {both}'
+        elif wanted is None:
+            label = found[0][0] if found else label
+            note = f'not part of the {stack} stack' if found else (
+                'not in this stack: oriented boxes (DIOR-R, DOTA) need it; '
+                '`make install` installs the full stack')
         elif found and found[0][0] != dist:
             label = found[0][0]
             note = f'the {stack} stack has {dist} instead'
             problems.append(f'{found[0][0]} is installed where the {stack} '
                             f'stack has {dist}')
-        elif version is None and wanted is None:
-            note = ('not in this stack: oriented boxes (DIOR-R, DOTA) need '
-                    'it; `make install` installs the full stack')
         elif version is None:
             problems.append(f'{dist} is not installed (want {wanted})')
-        elif wanted is None:
-            note = f'not part of the {stack} stack'
         elif version != wanted:
             note = f'untested: this project is verified on {wanted}'
         if name == 'mmcv' and version is not None:

@@ -215,3 +215,18 @@ def test_an_sdist_without_source_repairs_is_left_as_it_is(tmp_path):
         assert result.stdout == ('  none needed     mmcv 2.1.0 (source '
                                  'repairs are for 2.0.1)\n')
         assert setup_py.read_text() == "cxx = ['-std=c++14']\n"
+
+
+def test_report_flags_another_stacks_distribution(monkeypatch, capsys):
+    """OpenMMLab's mmengine under onedl-mmdetection: compared with onedl,
+    whose mmengine is onedl-mmengine."""
+    pretend(monkeypatch, 'full', mmdet=None,
+            **{'onedl-mmdetection': '3.5.1'})
+    assert env.installed_stack() is None
+    assert env.reference_stack() == 'onedl'
+    problems = env.report()
+    out = capsys.readouterr().out
+    assert 'mmengine is installed where the onedl stack has onedl-mmengine' \
+        in problems
+    assert re.search(r'^  mmengine +0\.10\.7 +the onedl stack has '
+                     r'onedl-mmengine instead$', out, re.M)
