@@ -190,7 +190,7 @@ def report() -> List[str]:
         wanted, dist = pins.get(name), dist_name(stack, name)
         found = installed_dists(name)
         version = dict(found).get(dist) or (found[0][1] if found else None)
-        label = dist if dist != name else name
+        label = dist
         note = ''
         if len(found) > 1:
             both = ' and '.join(f'{d} {v}' for d, v in found)
