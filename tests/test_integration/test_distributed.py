@@ -124,3 +124,30 @@ def test_two_processes_log_the_losses_of_one(config):
         assert ddp[0][it]['distill.loss_low'] != ddp[1][it][
             'distill.loss_low']
     shutil.rmtree(root / 'ddp', ignore_errors=True)
+
+
+def test_scale_free_variant_trains_under_ddp(config):
+    """ScaleFreeDS2D2Distill takes gradient norms inside the forward
+    (``torch.autograd.grad`` to the FPN levels): DDP's reducer must still
+    see one backward per iteration. Each rank rescales its own terms."""
+    root, cfg = config
+    cfg = cfg.copy()
+    cfg.model.type = 'ScaleFreeDS2D2Distill'
+    cfg.model.share = 0.5
+    cfg.train_dataloader.batch_size = 1
+    ddp = run(root, cfg, 'ddp_scale_free', [
+        sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+        '--master_addr=127.0.0.1', f'--master_port={free_port()}'],
+        extra=['--launcher', 'pytorch'])
+    assert len(ddp) == 2
+    for rank in ddp:
+        assert [r['iter'] for r in rank] == [0, 1]
+        for record in rank:
+            for term in ('low', 'high', 'amp_full', 'amp_high'):
+                scale = record[f'distill.scale_{term}']
+                assert 0 < scale < float('inf'), (term, scale)
+                assert record[f'distill.loss_{term}'] > 0
+    # each rank's factors come from its own image's gradients
+    assert ddp[0][0]['distill.scale_low'] != ddp[1][0]['distill.scale_low']
+    assert osp.isfile(osp.join(root, 'ddp_scale_free', 'epoch_1.pth'))
+    shutil.rmtree(root / 'ddp_scale_free', ignore_errors=True)

@@ -278,3 +278,39 @@ def test_per_level_terms_merge_into_the_norm_of_their_sum():
     assert report.balance('pkd') == {
         'loss_pkd, all levels': {'early': pytest.approx(7.5),
                                  'late': pytest.approx(1.0)}}
+
+
+def test_scale_free_row_and_its_sweep_scale_its_share():
+    from mmengine.config import Config
+    rows = study.methods('retinanet')
+    assert rows['scale_free'].config == 'scale_free'
+    assert rows['scale_free'].needs == ('teacher', 'amplifier')
+    cfg = Config.fromfile(osp.join(
+        study.CONFIGS, study.DETECTORS['faster-rcnn']['scale_free']))
+    study.scale_distill_weights(cfg, 0.1)
+    assert cfg.model.share == pytest.approx(0.1)
+    # the losses' weights cancel in the variant: left as they are
+    assert cfg.model.distiller.distill_losses.loss_amp_full.loss_weight == 1
+
+
+def test_explicit_sweep_rows_run_only_when_named():
+    from mmengine.config import Config
+    rows = study.methods('retinanet')
+    names = [f'explicit_x{f}' for f in (100, 1000, 10000)]
+    assert all(rows[n].by_name and rows[n].group == 'ablate'
+               for n in names)
+    every = study.wanted_rows(study.Settings(), rows)
+    assert not set(names + ['scale_free']) & set(every)
+    assert {'baseline', 'ds2d2', 'explicit', 'crosskd'} <= set(every)
+    named = study.Settings(seeds=[0], methods=['explicit_x1000'])
+    assert study.wanted_rows(named, rows) == ['explicit_x1000']
+    keys = [r.key for r in study.plan(named, rows)]
+    assert '0/explicit_x1000' in keys and '0/amplifier' not in keys
+    assert not any(k.endswith('explicit_x100') for k in keys)
+    cfg = Config.fromfile(osp.join(study.CONFIGS,
+                                   'ds2d2_retina_r18_r101_dior.py'))
+    rows['explicit_x1000'].edit(cfg, named)
+    losses = cfg.model.distiller.distill_losses
+    assert set(losses) == {'loss_spectral'} and cfg.model.amplifier is None
+    assert losses.loss_spectral.low_weight == pytest.approx(1e-2)
+    assert losses.loss_spectral.high_weight == pytest.approx(1e-2)

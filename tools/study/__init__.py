@@ -49,7 +49,8 @@ for path in (TOOLS, osp.dirname(TOOLS)):
 
 from .evaluation import scalar_logs  # noqa: E402
 from .methods import (CONFIGS, DETECTORS, Method, make_config,  # noqa: E402
-                      methods, mgd_element_scale, scale_distill_weights)
+                      methods, mgd_element_scale, scale_distill_weights,
+                      wanted_rows)
 from .report import Report  # noqa: E402
 from .runner import Run, Study, plan, row_key  # noqa: E402
 from .settings import QUICK, Settings, add_arguments, from_args  # noqa: E402
@@ -59,7 +60,7 @@ __all__ = [
     'CONFIGS', 'DETECTORS', 'Method', 'Report', 'Run', 'Settings', 'Study',
     'main', 'make_config', 'mean_std', 'methods', 'mgd_element_scale',
     'paired', 'parse_args', 'plan', 'row_key', 'run_study',
-    'scalar_logs', 'scale_distill_weights', 'sweep_choice'
+    'scalar_logs', 'scale_distill_weights', 'sweep_choice', 'wanted_rows'
 ]
 
 
@@ -69,7 +70,7 @@ def sweep_choice(study: Study) -> tuple:
     s = study.settings
     scores: Dict[str, Dict[float, List[float]]] = {}
     chosen: Dict[str, float] = {}
-    wanted = s.methods or list(study.rows)
+    wanted = wanted_rows(s, study.rows)
     for name, method in study.rows.items():
         if method.group != 'compare' or name == 'baseline' or \
                 name not in wanted:

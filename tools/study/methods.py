@@ -3,7 +3,7 @@ import copy
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from .settings import Settings
 
@@ -15,17 +15,21 @@ DETECTORS = {
         teacher='retinanet_r101_fpn_2x_dior.py',
         amplifier='ds2d2_amplifier_retinanet_r101_fpn_2x_dior.py',
         student='retinanet_r18_fpn_2x_dior.py',
-        ds2d2='ds2d2_retina_r18_r101_dior.py'),
+        ds2d2='ds2d2_retina_r18_r101_dior.py',
+        scale_free='ds2d2_scale-free_retina_r18_r101_dior.py'),
     'faster-rcnn': dict(
         teacher='faster-rcnn_r101_fpn_2x_dior.py',
         amplifier='ds2d2_amplifier_faster-rcnn_r101_fpn_2x_dior.py',
         student='faster-rcnn_r18_fpn_2x_dior.py',
-        ds2d2='ds2d2_faster-rcnn_r18_r101_dior.py'),
+        ds2d2='ds2d2_faster-rcnn_r18_r101_dior.py',
+        scale_free='ds2d2_scale-free_faster-rcnn_r18_r101_dior.py'),
 }
 #: peers on the FPN features (MMRazor's losses; any detector pair)
 FPN_PEERS = dict(pkd='PKD', cwd='CWD', mgd='MGD', fitnet='FitNet')
 #: the loss weights a distillation loss config may carry
 WEIGHT_KEYS = ('loss_weight', 'low_weight', 'high_weight', 'alpha_mgd')
+#: the explicit-only weight sweep: the authors' weights x these factors
+EXPLICIT_SWEEP = (100, 1000, 10000)
 #: the recipes' image side and FPN channels (MGD's sum is taken at these)
 RECIPE_SIZE, RECIPE_CHANNELS = 800, 256
 
@@ -47,12 +51,22 @@ class Method:
             config (ablations, scale fixes).
         group (str): 'model' (pretraining, teacher, amplifier), 'compare'
             or 'ablate'.
+        by_name (bool): Runs only when ``--methods`` names it (not in a
+            study of every row).
     """
     label: str
     config: str
     needs: tuple = ()
     edit: Optional[Edit] = None
     group: str = 'compare'
+    by_name: bool = False
+
+
+def wanted_rows(settings: Settings, rows: Dict[str, Method]) -> List[str]:
+    """The rows a study runs: ``settings.methods``, or every row not
+    ``by_name``."""
+    return settings.methods or [name for name, row in rows.items()
+                                if not row.by_name]
 
 
 # --------------------------------------------------------------------------
@@ -94,6 +108,14 @@ def wavelet_db2(cfg, settings: Settings) -> None:
         connector.wavelet = 'db2'
 
 
+def explicit_scaled(factor: float) -> Edit:
+    """The explicit stream only, at the authors' weights x ``factor``."""
+    def edit(cfg, settings: Settings) -> None:
+        explicit_only(cfg, settings)
+        scale_distill_weights(cfg, factor)
+    return edit
+
+
 def mgd_element_scale(settings: Settings) -> float:
     """How much smaller MGD's loss is here than at its recipe's size.
 
@@ -120,6 +142,8 @@ def methods(detector: str) -> Dict[str, Method]:
                          group='model'),
         baseline=Method('student alone', 'student'),
         ds2d2=Method('DS2D2', 'ds2d2', both),
+        scale_free=Method('DS2D2, scale-free (share 1)', 'scale_free',
+                          both, by_name=True),
     )
     if detector == 'retinanet':  # CrossKD reuses a dense head
         rows.update(
@@ -145,15 +169,24 @@ def methods(detector: str) -> Dict[str, Method]:
         db2=Method('DS2D2, db2 wavelet', 'ds2d2', both, wavelet_db2,
                    'ablate'),
     )
+    for factor in EXPLICIT_SWEEP:
+        rows[f'explicit_x{factor}'] = Method(
+            f'DS2D2, explicit stream only, weights x{factor}', 'ds2d2',
+            ('teacher', ), explicit_scaled(factor), 'ablate', by_name=True)
     return rows
 
 
 def scale_distill_weights(cfg, factor: float) -> None:
-    """Multiply the weights of every distillation loss of a config.
+    """Multiply the weights of every distillation loss of a config (of a
+    ``ScaleFreeDS2D2Distill``, where the losses' weights cancel: its
+    ``share``).
 
     Raises:
         ValueError: If a loss has none of ``WEIGHT_KEYS``.
     """
+    if cfg.model.type == 'ScaleFreeDS2D2Distill':
+        cfg.model.share = cfg.model.get('share', 1.0) * factor
+        return
     for name, loss in cfg.model.distiller.distill_losses.items():
         keys = [k for k in WEIGHT_KEYS if k in loss]
         if not keys:

@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import stats
 from .evaluation import METRICS
+from .methods import wanted_rows
 from .runner import Study, row_key, schedule_key
 
 #: the regime the study aims at (on val): teacher - student alone of at
@@ -53,7 +54,7 @@ class Report:
         """(key, label) of a table's rows, in order."""
         keys = []
         s = self.study.settings
-        wanted = s.methods or list(self.study.rows)
+        wanted = wanted_rows(s, self.study.rows)
         for name, method in self.study.rows.items():
             if name not in wanted:
                 continue

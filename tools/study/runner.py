@@ -14,7 +14,8 @@ from typing import Dict, List, Optional
 import pipeline
 
 from . import evaluation
-from .methods import CLASSES, REPO, Method, make_config, methods
+from .methods import (CLASSES, REPO, Method, make_config, methods,
+                      wanted_rows)
 from .settings import Settings
 
 #: the seed of the pretraining pool's data (never a study seed)
@@ -98,8 +99,8 @@ def plan(settings: Settings, rows: Dict[str, Method],
     ``sweep``, every distillation row at every ``settings.sweep`` factor.
     """
     factors = factors or {}
-    wanted = settings.methods or [n for n, m in rows.items()
-                                  if m.group != 'model']
+    wanted = [n for n in wanted_rows(settings, rows)
+              if rows[n].group != 'model' or settings.methods]
     wanted = ['baseline'] + [n for n in wanted if n != 'baseline']
     runs: List[Run] = []
     for seed in seeds if seeds is not None else settings.seeds:

@@ -15,37 +15,49 @@ from torch import Tensor
 LossValue = Union[Tensor, Sequence[Tensor]]
 
 
-def gradient_norms(terms: Dict[str, LossValue],
-                   inputs: Sequence[Tensor]) -> Dict[str, float]:
-    """L2 norm of each term's gradient with respect to ``inputs``.
+def gradient_norm(value: LossValue, inputs: Sequence[Tensor]) -> Tensor:
+    """L2 norm of the gradient of ``value`` with respect to ``inputs``.
 
     The norm is taken over all inputs together (e.g. the five FPN levels as
-    one vector): ``sqrt(sum_l ||d term / d inputs[l]||^2)``. A term that
-    does not depend on the inputs gets 0. Nothing is accumulated in
-    ``.grad`` and the graph is kept, so the caller can still backpropagate.
+    one vector): ``sqrt(sum_l ||d value / d inputs[l]||^2)``, in float32 on
+    the inputs' device (no host synchronisation). A value that does not
+    depend on the inputs gives 0. Nothing is accumulated in ``.grad`` and
+    the graph is kept, so the caller can still backpropagate.
 
     Args:
-        terms (dict[str, Tensor | list[Tensor]]): Named scalar losses; a
-            list (e.g. MMDetection's per-level losses) counts as its sum.
+        value (Tensor | list[Tensor]): A scalar loss; a list (e.g.
+            MMDetection's per-level losses) counts as its sum.
+        inputs (Sequence[Tensor]): Tensors of the graph it was computed
+            from.
+
+    Returns:
+        Tensor: The norm, a float32 scalar.
+    """
+    if not isinstance(value, Tensor):
+        value = sum(value)
+    zero = inputs[0].new_zeros((), dtype=torch.float32)
+    if not value.requires_grad:
+        return zero
+    grads = torch.autograd.grad(value, list(inputs), retain_graph=True,
+                                allow_unused=True)
+    squared = [g.float().pow(2).sum() for g in grads if g is not None]
+    return torch.stack(squared).sum().sqrt() if squared else zero
+
+
+def gradient_norms(terms: Dict[str, LossValue],
+                   inputs: Sequence[Tensor]) -> Dict[str, float]:
+    """:func:`gradient_norm` of each named term, as Python floats.
+
+    Args:
+        terms (dict[str, Tensor | list[Tensor]]): Named scalar losses.
         inputs (Sequence[Tensor]): Tensors of the graph the terms were
             computed from.
 
     Returns:
         dict[str, float]: Term name -> gradient norm.
     """
-    norms = {}
-    for name, value in terms.items():
-        if not isinstance(value, Tensor):
-            value = sum(value)
-        if not value.requires_grad:
-            norms[name] = 0.0
-            continue
-        grads = torch.autograd.grad(value, list(inputs), retain_graph=True,
-                                    allow_unused=True)
-        squared = sum(g.double().pow(2).sum() for g in grads
-                      if g is not None)
-        norms[name] = float(torch.as_tensor(squared).sqrt())
-    return norms
+    return {name: float(gradient_norm(value, inputs))
+            for name, value in terms.items()}
 
 
 def split_terms(losses: Dict[str, LossValue]) -> Dict[str, LossValue]:
