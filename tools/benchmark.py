@@ -8,11 +8,12 @@
 
 A thin command line over :mod:`bench` (``tools/bench/``), one module per
 section: ``disw`` (:mod:`bench.disw`), ``stream`` (:mod:`bench.stream`),
-``step`` (:mod:`bench.step`), ``memory`` (:mod:`bench.memory`); the targets
-and tables are in :mod:`bench.report` (see ``docs/benchmark.md``). Times
-are medians of ``torch.utils.benchmark.Timer.blocked_autorange``. The exit
-code is 0 whether targets pass or fail (they are printed); it is non-zero
-only when the benchmark itself fails.
+``step`` (:mod:`bench.step`, its floor in :mod:`bench.floor`), ``memory``
+(:mod:`bench.memory`); the targets and tables are in :mod:`bench.report`
+(see ``docs/benchmark.md``). Times are medians of
+``torch.utils.benchmark.Timer.blocked_autorange``. The exit code is 0
+whether targets pass or fail (they are printed); it is non-zero only when
+the benchmark itself fails.
 """
 import argparse
 import json
@@ -60,7 +61,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="torch's intra-op threads (default: torch's)")
     parser.add_argument('--step-time', type=float,
                         help='seconds of timed calls per part of the step '
-                        "and for the stream inside it (default: the mode's)")
+                        'and of its floor, and for the stream inside it '
+                        "(default: the mode's)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='also write every figure to this file')
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """The GPU check: does DS2D2 run, and compute the same, on a CUDA device?
 
-    bash tools/gpu_check.sh                  # a bare CUDA machine (docs/gpu.md)
+    bash tools/gpu_check.sh                  # bare CUDA machine (docs/gpu.md)
     python tools/gpu_check.py --device cuda  # the stack already installed
     python tools/gpu_check.py --device cpu   # the dry run CI makes
 
@@ -9,7 +9,8 @@ JSON summary (``OUT/gpu_check.json``), then a short table:
 
 * ``env``: the environment report of ``make env``;
 * ``benchmark``: ``tools/benchmark.py --quick`` on the device, and its step
-  section for RetinaNet at the recipe's sizes (``--sizes full``);
+  section for RetinaNet at the recipe's sizes (``--sizes full``); the step
+  target (DS2D2 step / its floor) is reported, not asserted;
 * ``stages/<detector>/<precision>``: teacher, high-frequency amplifier and
   DS2D2 student on generated data, one short epoch each, through
   ``tools/train.py`` (``--amp`` for ``amp``), evaluation included; every
@@ -165,27 +166,33 @@ class _Tee:
 
 def check_benchmark(device: str, sizes: str) -> dict:
     """The quick benchmark, and (``sizes='full'``) RetinaNet's step at the
-    recipe's sizes; the targets are reported, not asserted (they were
-    set for a CPU: docs/benchmark.md)."""
+    recipe's sizes; the step target (DS2D2 step / its floor <=
+    ``bench.report.STEP_TARGET``) is reported in the headline, not
+    asserted (timings are not what this check is for)."""
     import benchmark
+    from bench.report import STEP_TARGET
     args = ['--device', device, '--quick']
     if device == 'cpu':  # the dry run: what CI's benchmark test leaves out
         args += ['--detectors', 'retinanet']
     quick = benchmark.main(args)
     figures = dict(quick=quick)
     step = quick['step'][0] if quick['step'] else {}
-    headline = f'quick step ratio {step.get("step_ratio", math.nan):.2f}'
+    headline = (f'quick step / floor {step.get("floor_ratio", math.nan):.2f}'
+                f' (target <= {STEP_TARGET:.2f})')
     if sizes == 'full':
         full = benchmark.main(['--device', device, '--sections', 'step',
                                '--detectors', 'retinanet',
                                '--step-time', '5'])
         figures['full_step'] = full
         step = full['step'][0]
-        headline = (f'RetinaNet {step["input"]} px step: DS2D2 '
-                    f'{step["ds2d2_step_ms"]:.0f} ms, student + teacher '
-                    f'features {step["student_step_ms"]:.0f} + '
-                    f'{step["teacher_features_ms"]:.0f} ms, ratio '
-                    f'{step["step_ratio"]:.2f}')
+        headline = (f'RetinaNet {step["input"]} px: step '
+                    f'{step["ds2d2_step_ms"]:.0f} ms / floor '
+                    f'{step["floor_ms"]:.0f} ms (student '
+                    f'{step["student_step_ms"]:.0f}, teacher '
+                    f'{step["teacher_features_ms"]:.0f}, heads '
+                    f'{step["head_passes_ms"]:.0f}) = '
+                    f'{step["floor_ratio"]:.2f}, target <= '
+                    f'{STEP_TARGET:.2f}')
     figures['headline'] = headline
     return figures
 

@@ -120,8 +120,38 @@ def test_dry_run_benchmark_reports_the_quick_step(dry_run):
     quick = checks['benchmark']['figures']['quick']
     assert quick['meta']['device'] == 'cpu'
     assert [r['detector'] for r in quick['step']] == ['retinanet']
-    assert quick['step'][0]['step_ratio'] > 0
+    step = quick['step'][0]
+    assert step['floor_ratio'] > 0
     assert 'full_step' not in checks['benchmark']['figures']
+    # the headline and the step target: the floor ratio and 1.05
+    assert checks['benchmark']['figures']['headline'] == (
+        f"quick step / floor {step['floor_ratio']:.2f} (target <= 1.05)")
+    target = next(t for t in quick['targets']
+                  if t['target'].startswith('retinanet: DS2D2 step'))
+    assert target['measured'] == step['floor_ratio']
+    assert target['limit'] == '<= 1.05'
+
+
+def test_benchmark_headline_of_the_full_step(monkeypatch):
+    import benchmark
+    step = dict(detector='retinanet', input=512, ds2d2_step_ms=1260.0,
+                student_step_ms=700.0, teacher_features_ms=200.0,
+                head_passes_ms=300.0, floor_ms=1200.0, floor_ratio=1.05,
+                step_ratio=1.4)
+    argvs = []
+
+    def main(argv):
+        argvs.append(argv)
+        return dict(step=[step])
+
+    monkeypatch.setattr(benchmark, 'main', main)
+    figures = gpu_check.check_benchmark('cuda', 'full')
+    assert argvs == [['--device', 'cuda', '--quick'],
+                     ['--device', 'cuda', '--sections', 'step',
+                      '--detectors', 'retinanet', '--step-time', '5']]
+    assert figures['headline'] == (
+        'RetinaNet 512 px: step 1260 ms / floor 1200 ms (student 700, '
+        'teacher 200, heads 300) = 1.05, target <= 1.05')
 
 
 # ---------------------------------------------------------------------------

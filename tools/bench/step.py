@@ -1,23 +1,27 @@
-"""The DS2D2 training step against the student's own step.
+"""The DS2D2 training step against its floor.
 
-A ``DS2D2Distill`` is built from the repository's config and timed only
-through its public API: (a) the DS2D2 step, ``algorithm.loss`` summed and
-backward; (b) the student's own step, ``algorithm.student.loss`` summed and
-backward; (c) the teacher's feature pass, ``algorithm.teacher.extract_feat``
-under ``no_grad``. What DS2D2 adds beyond the teacher's features is
-a - b - c: the amplifier heads on teacher and student features, their
-losses, the explicit stream. The explicit stream is also timed alone on
-features of the step's shapes, built from the same config.
+A ``DS2D2Distill`` is built from the repository's config and timed through
+its public API and its modules' calls: (a) the DS2D2 step,
+``algorithm.loss`` summed and backward; (b) the student's own step,
+``algorithm.student.loss`` summed and backward; (c) the teacher's feature
+pass, ``algorithm.teacher.extract_feat`` under ``no_grad``; (h) the
+amplifier-head passes DS2D2 must run, on the step's own features and RoIs
+(:mod:`.floor`). The floor is b + c + h; what DS2D2 adds beyond it is
+the amplifier losses' comparisons and the explicit stream, which is also
+timed alone on the step's features, built from the same config. For RoI
+heads, the step's RoI extractions are timed alone too.
 """
 import importlib
 import importlib.util
 import os.path as osp
 import warnings
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+from typing import (Callable, Dict, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 import torch
 
+from .floor import floor_cases, step_records
 from .inputs import data_samples, random_boxes
 from .stream import build_stream, stream_cases
 from .timing import median_time
@@ -156,35 +160,65 @@ def step_cases(algorithm, data: dict) -> Dict[str, Callable[[], object]]:
                 teacher_features=teacher_features)
 
 
+def step_figures(times: Dict[str, Optional[float]]) -> dict:
+    """The step's derived figures from its medians.
+
+    Args:
+        times (dict): Seconds: ``ds2d2_step`` (a), ``student_step`` (b),
+            ``teacher_features`` (c), ``head_passes`` (h),
+            ``explicit_stream``, and for RoI heads ``roi_extractions``.
+
+    Returns:
+        dict: ``floor_ms`` = b + c + h, ``floor_ratio`` = a / (b + c + h)
+        (the target's), ``step_ratio`` = a / (b + c) and ``overhead_ms``
+        = a - b - c (reported), ``stream_share`` and ``roi_share`` (None
+        without RoI extractions): shares of a.
+    """
+    step = times['ds2d2_step']
+    base = times['student_step'] + times['teacher_features']
+    floor = base + times['head_passes']
+    roi = times.get('roi_extractions')
+    return dict(floor_ms=1e3 * floor, floor_ratio=step / floor,
+                step_ratio=step / base, overhead_ms=1e3 * (step - base),
+                stream_share=times['explicit_stream'] / step,
+                roi_share=None if roi is None else roi / step)
+
+
 def bench_step(name: str, algorithm, cfg: dict, data: dict,
                min_run_time: float, stream_run_time: float) -> dict:
-    """Time one detector's step, its parts and the explicit stream.
+    """Time one detector's step, its floor, and parts of it alone.
 
     Args:
         name (str): Detector name (a key of :data:`DETECTORS`).
         algorithm (DS2D2Distill): From :func:`build_algorithm`.
         cfg (dict): Its model config (for the stream's modules).
         data (dict): A batch from :func:`make_batch`.
-        min_run_time (float): Seconds of timed calls per part of the step.
+        min_run_time (float): Seconds of timed calls per part of the step
+            and of its floor.
         stream_run_time (float): The same for the explicit stream.
 
     Returns:
-        dict: The medians (ms), ``overhead_ms`` = a - b - c,
-        ``step_ratio`` = a / (b + c), the stream's time and its share of
-        the step.
+        dict: The medians (ms; ``roi_extractions_ms`` None for dense
+        heads), :func:`step_figures`, and what the floor covers:
+        ``head_passes`` (count), ``extractions`` (RoI extractions per
+        step) and ``rois`` (RoIs per extraction).
     """
     cases = step_cases(algorithm, data)
     times = {k: median_time(fn, min_run_time) for k, fn in cases.items()}
+    records = step_records(algorithm, data)
+    floor, covers = floor_cases(algorithm, records)
+    times.update({k: median_time(fn, min_run_time)
+                  for k, fn in floor.items()})
+    times.setdefault('roi_extractions', None)
     with torch.no_grad():
         student = algorithm.student.extract_feat(data['inputs'])
     stream = stream_cases(build_stream(cfg.distiller), student,
                           cases['teacher_features'](), data['data_samples'])
     times['explicit_stream'] = median_time(stream['total'],
                                           stream_run_time)
-    base = times['student_step'] + times['teacher_features']
     row = dict(detector=name, input=int(data['inputs'].shape[-1]))
-    row.update({f'{k}_ms': 1e3 * v for k, v in times.items()})
-    row.update(overhead_ms=1e3 * (times['ds2d2_step'] - base),
-               step_ratio=times['ds2d2_step'] / base,
-               stream_share=times['explicit_stream'] / times['ds2d2_step'])
+    row.update({f'{k}_ms': None if v is None else 1e3 * v
+                for k, v in times.items()})
+    row.update(step_figures(times))
+    row.update(covers)
     return row
