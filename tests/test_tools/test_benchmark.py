@@ -57,6 +57,22 @@ def test_median_time_calls_fn_with_torch_threads():
     assert t > 0 and len(seen) > 1 and set(seen) == {2}
 
 
+def test_median_time_takes_min_calls_of_a_call_longer_than_the_budget():
+    import time
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.02)
+
+    # 0.01 s of budget would time a single 20 ms call after the warm-up
+    t = timing.median_time(slow, 0.01, min_calls=5)
+    assert t == pytest.approx(0.02, rel=0.5)
+    assert len(calls) >= 1 + 1 + 5  # the one-call probe, warm-up, 5 calls
+    with pytest.raises(ValueError, match='min_calls=0: expected >= 1'):
+        timing.median_time(slow, 0.01, min_calls=0)
+
+
 def test_saved_bytes_sees_graphs_and_only_teacher_only_calls():
     teacher = nn.Sequential(nn.Linear(8, 8), nn.ReLU()).requires_grad_(False)
     student = nn.Linear(8, 8)

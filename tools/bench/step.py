@@ -27,6 +27,10 @@ from .stream import build_stream, stream_cases
 from .timing import median_time
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: each part of the step and of its floor is timed over at least this many
+#: calls (a 2-core CPU takes ~28 s per rotated RetinaNet step at 512 px:
+#: 30 s of calls gave 1-2 samples and a median 25% off)
+STEP_MIN_CALLS = 5
 #: name -> (config in configs/, the OpenMMLab package it needs)
 DETECTORS = {
     'retinanet': ('ds2d2_retina_r18_r101_dior.py', 'mmdet'),
@@ -194,7 +198,9 @@ def bench_step(name: str, algorithm, cfg: dict, data: dict,
         cfg (dict): Its model config (for the stream's modules).
         data (dict): A batch from :func:`make_batch`.
         min_run_time (float): Seconds of timed calls per part of the step
-            and of its floor.
+            and of its floor; at least :data:`STEP_MIN_CALLS` calls' worth
+            (a step longer than the budget still gets a median of several
+            samples).
         stream_run_time (float): The same for the explicit stream.
 
     Returns:
@@ -204,10 +210,11 @@ def bench_step(name: str, algorithm, cfg: dict, data: dict,
         step) and ``rois`` (RoIs per extraction).
     """
     cases = step_cases(algorithm, data)
-    times = {k: median_time(fn, min_run_time) for k, fn in cases.items()}
+    times = {k: median_time(fn, min_run_time, STEP_MIN_CALLS)
+             for k, fn in cases.items()}
     records = step_records(algorithm, data)
     floor, covers = floor_cases(algorithm, records)
-    times.update({k: median_time(fn, min_run_time)
+    times.update({k: median_time(fn, min_run_time, STEP_MIN_CALLS)
                   for k, fn in floor.items()})
     times.setdefault('roi_extractions', None)
     with torch.no_grad():
