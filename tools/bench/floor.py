@@ -5,7 +5,8 @@ head and the feature view it reads) on the teacher's FPN features under
 ``no_grad`` and on the student's, forward and backward to the features.
 Those passes are rebuilt here from public module calls, on the inputs a
 DS2D2 step gave the losses, read back from the distiller's recorders as
-``DS2D2Distiller.compute_distill_losses`` reads them: the same features
+``DS2D2Distiller.compute_distill_losses`` reads them
+(``DS2D2Distiller.loss_inputs``): the same features
 and, for RoI heads, the same sampled RoIs.
 
 - dense heads (``head_part`` ``bbox_head``, ``DenseAmplifierLoss``):
@@ -57,8 +58,7 @@ def amplifier_records(distiller) -> Dict[str, dict]:
                 f'loss_forward_mappings[{name!r}] has no {missing}, which '
                 f'{type(loss).__name__} takes: map them as configs/_base_/'
                 'ds2d2_dense-head.py and ds2d2_roi-head.py do')
-        records[name] = {key: distiller.get_record(**record)
-                         for key, record in mapping.items()}
+        records[name] = distiller.loss_inputs(name)
     return records
 
 

@@ -112,9 +112,8 @@ class ScaleFreeDS2D2Distill(DS2D2Distill):
              data_samples: Optional[list] = None) -> Dict[str, Tensor]:
         """DS2D2's losses, each distillation term rescaled to its share."""
         losses = super().loss(batch_inputs, data_samples)
-        prefix = 'distill.'
-        terms = {key[len(prefix):]: value for key, value in losses.items()
-                 if key.startswith(prefix) and 'loss' in key}
+        terms = split_terms(losses)  # the task, and each distill term
+        task = terms.pop('task')
         if not terms:  # distillation stopped
             return losses
         unknown = sorted(set(self.shares) - set(terms))
@@ -124,10 +123,9 @@ class ScaleFreeDS2D2Distill(DS2D2Distill):
         shares = {name: self.shares.get(name, self.share) for name in terms}
         feats = self.distiller.get_record(self.features, from_student=True)
         feats = [feats] if isinstance(feats, Tensor) else list(feats)
-        task = split_terms(losses)['task']
         scaled, factors = share_scaled(terms, task, feats, shares)
         for name in terms:
-            losses[prefix + name] = scaled[name]
-            losses[prefix + name.replace('loss', 'scale', 1)] = \
+            losses['distill.' + name] = scaled[name]
+            losses['distill.' + name.replace('loss', 'scale', 1)] = \
                 factors[name]
         return losses

@@ -86,6 +86,14 @@ class DS2D2Distiller(ConfigurableDistiller):
         return [get(recorder, from_student, i, **kwargs)
                 for i in range(count)]
 
+    def loss_inputs(self, loss_name: str) -> Dict[str, Any]:
+        """The recorded inputs of one distill loss, by argument name, as
+        its ``loss_forward_mappings`` declare them (without the
+        ``amplifier`` argument of amplifier losses)."""
+        return {key: self.get_record(**record)
+                for key, record in self.loss_forward_mappings[
+                    loss_name].items()}
+
     def compute_distill_losses(self) -> Dict[str, Tensor]:
         """Compute every distill loss from the recorded data.
 
@@ -100,9 +108,8 @@ class DS2D2Distiller(ConfigurableDistiller):
                 'the distiller through DS2D2Distill, which hands it the '
                 'teacher and the stage-2 amplifier (set_amplifiers)')
         losses: Dict[str, Tensor] = dict()
-        for loss_name, mappings in self.loss_forward_mappings.items():
-            kwargs = {key: self.get_record(**record)
-                      for key, record in mappings.items()}
+        for loss_name in self.loss_forward_mappings:
+            kwargs = self.loss_inputs(loss_name)
             loss_module = self.distill_losses[loss_name]
             if isinstance(loss_module, AmplifierLoss):
                 kwargs['amplifier'] = self.amplifier_args[loss_name]
